@@ -1,0 +1,109 @@
+"""The ``[train]`` table of settings.toml and the resolved settings of one run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import attrs
+
+from evdata.config import dumps_sections, load_sections, structure_sections, validate_fields
+from evdata.settings import DataSettings
+from evfeatures.settings import FeatureSettings
+from evmodel.settings import ModelSettings
+
+ALL_SECTIONS = ("data", "features", "model", "train", "search")
+
+
+@attrs.frozen
+class TrainSettings:
+    """The training loop, evaluation and the levers for speed."""
+
+    epochs: int = 4
+    max_steps: int = 0
+    """Stop after this many optimizer steps (0 = no limit)."""
+    batch_size: int = 16
+    eval_batch_size: int = 64
+    grad_accum_steps: int = 1
+    """Effective batch = batch_size x grad_accum_steps."""
+    learning_rate: float = 1e-4
+    weight_decay: float = 0.01
+    """AdamW weight decay (never on biases and LayerNorm weights)."""
+    warmup_ratio: float = 0.1
+    max_grad_norm: float = 1.0
+    seed: int = 42
+    precision: Literal["auto", "off", "bf16", "fp16"] = "auto"
+    """``auto``: bf16 autocast on a CPU that supports it, bf16 (or fp16 + scaler) on CUDA."""
+    compile: bool = False
+    """torch.compile the model."""
+    device: str = "auto"
+    """``auto``, ``cpu``, ``cuda`` or ``cuda:N``."""
+    num_threads: int = 0
+    """Intra-op CPU threads (0 = one per physical core)."""
+    num_workers: int = 0
+    pin_memory: bool = False
+    persistent_workers: bool = False
+    eval_every_steps: int = 0
+    """Validate every N optimizer steps as well as after each epoch (0 = per epoch only)."""
+    metric: Literal["f1", "exact_match"] = "f1"
+    """Validation metric for the best checkpoint and early stopping."""
+    patience: int = 2
+    """Evaluations without improvement before stopping (0 = never stop early)."""
+    negative_window_ratio: float = 1.0
+    """Share of training windows without an answer that are kept each epoch (1 = all)."""
+    save_state_every_steps: int = 200
+    """Write a resumable training state every N optimizer steps (and every epoch); 0 = per epoch only."""
+    log_every_steps: int = 10
+
+    def __attrs_post_init__(self) -> None:
+        validate_fields(
+            self,
+            [
+                (self.epochs >= 1, f"epochs: must be >= 1, got {self.epochs}"),
+                (self.max_steps >= 0, f"max_steps: must be >= 0, got {self.max_steps}"),
+                (self.batch_size >= 1, f"batch_size: must be >= 1, got {self.batch_size}"),
+                (self.eval_batch_size >= 1, f"eval_batch_size: must be >= 1, got {self.eval_batch_size}"),
+                (self.grad_accum_steps >= 1, f"grad_accum_steps: must be >= 1, got {self.grad_accum_steps}"),
+                (0 < self.learning_rate < 1, f"learning_rate: must be within (0, 1), got {self.learning_rate}"),
+                (self.weight_decay >= 0, f"weight_decay: must be >= 0, got {self.weight_decay}"),
+                (0 <= self.warmup_ratio < 1, f"warmup_ratio: must be within [0, 1), got {self.warmup_ratio}"),
+                (self.max_grad_norm >= 0, f"max_grad_norm: must be >= 0 (0 = no clipping), got {self.max_grad_norm}"),
+                (self.precision in ("auto", "off", "bf16", "fp16"), f"precision: must be auto|off|bf16|fp16, got {self.precision!r}"),
+                (self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda"), f"device: must be auto, cpu, cuda or cuda:N, got {self.device!r}"),
+                (self.num_threads >= 0, f"num_threads: must be >= 0, got {self.num_threads}"),
+                (self.num_workers >= 0, f"num_workers: must be >= 0, got {self.num_workers}"),
+                (not self.persistent_workers or self.num_workers > 0, "persistent_workers: needs num_workers > 0"),
+                (self.eval_every_steps >= 0, f"eval_every_steps: must be >= 0, got {self.eval_every_steps}"),
+                (self.metric in ("f1", "exact_match"), f"metric: must be 'f1' or 'exact_match', got {self.metric!r}"),
+                (self.patience >= 0, f"patience: must be >= 0, got {self.patience}"),
+                (0 < self.negative_window_ratio <= 1, f"negative_window_ratio: must be within (0, 1], got {self.negative_window_ratio}"),
+                (self.save_state_every_steps >= 0, f"save_state_every_steps: must be >= 0, got {self.save_state_every_steps}"),
+                (self.log_every_steps >= 1, f"log_every_steps: must be >= 1, got {self.log_every_steps}"),
+            ],
+        )
+
+
+@attrs.frozen
+class RunSettings:
+    """Everything one training run depends on: the resolved ``[data]``, ``[features]``, ``[model]``, ``[train]``."""
+
+    data: DataSettings = attrs.field(factory=DataSettings)
+    features: FeatureSettings = attrs.field(factory=FeatureSettings)
+    model: ModelSettings = attrs.field(factory=ModelSettings)
+    train: TrainSettings = attrs.field(factory=TrainSettings)
+
+    SCHEMA: ClassVar[dict[str, type]] = {"data": DataSettings, "features": FeatureSettings, "model": ModelSettings, "train": TrainSettings}
+
+    @classmethod
+    def load(cls, path: str | Path, overrides: tuple[str, ...] | list[str] = ()) -> "RunSettings":
+        """Read settings.toml (its ``[search]`` table is left to evsearch) and apply ``--set`` overrides."""
+        return cls(**load_sections(path, cls.SCHEMA, overrides=overrides, known_sections=ALL_SECTIONS))
+
+    @classmethod
+    def from_mapping(cls, raw: dict[str, Any], overrides: tuple[str, ...] | list[str] = ()) -> "RunSettings":
+        """Structure already-parsed TOML data."""
+        return cls(**structure_sections(raw, cls.SCHEMA, overrides=overrides, known_sections=ALL_SECTIONS))
+
+    def to_toml(self) -> str:
+        """The resolved settings as TOML text (what a run directory stores)."""
+        return dumps_sections({"data": self.data, "features": self.features, "model": self.model, "train": self.train})
