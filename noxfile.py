@@ -1,0 +1,93 @@
+"""Test sessions: one per package (in an environment holding only it and its declared dependencies),
+integration (root tests/), lint. ``nox`` runs them all; ``nox -s evdata -- -k split`` forwards to pytest."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.default_venv_backend = "venv"
+nox.options.reuse_existing_virtualenvs = True
+nox.options.error_on_missing_interpreters = True
+
+TORCH = "torch==2.13.0"  # the CPU build this machine provides; keeps nox from pulling a CUDA build
+# Each package with the local siblings it depends on (installed from their folders, never from an index).
+CHAINS = {
+    "evdata": ["evdata"],
+    "evfeatures": ["evdata", "evfeatures"],
+    "evmodel": ["evdata", "evmodel"],
+    "evtrain": ["evdata", "evfeatures", "evmodel", "evtrain"],
+    "evsearch": ["evdata", "evfeatures", "evmodel", "evtrain", "evsearch"],
+}
+
+
+def _install_and_test(session: nox.Session, package: str, *, torch: bool = True, tests: str | None = None, extra: tuple[str, ...] = ()) -> None:
+    """Install ``package`` (with [test]) and its sibling chain, then run pytest on its tests."""
+    if torch:
+        session.install(TORCH)
+    chain = CHAINS[package]
+    args = []
+    for name in chain:
+        args += ["-e", f"packages/{name}[test]" if name == package else f"packages/{name}"]
+    session.install(*args, *extra)
+    session.env.setdefault("HYPOTHESIS_PROFILE", "ci")
+    session.run("pytest", tests or f"packages/{package}/tests", "-q", *session.posargs)
+
+
+@nox.session
+def evdata(session: nox.Session) -> None:
+    """evdata alone, with no torch installed (proves the data layer is torch-free)."""
+    _install_and_test(session, "evdata", torch=False)
+    session.run("python", "-c", "import importlib.util, sys; sys.exit(importlib.util.find_spec('torch') is not None)")
+
+
+@nox.session
+def evfeatures(session: nox.Session) -> None:
+    _install_and_test(session, "evfeatures")
+
+
+@nox.session
+def evmodel(session: nox.Session) -> None:
+    _install_and_test(session, "evmodel")
+
+
+@nox.session
+def evtrain(session: nox.Session) -> None:
+    _install_and_test(session, "evtrain")
+
+
+@nox.session
+def evsearch(session: nox.Session) -> None:
+    _install_and_test(session, "evsearch")
+
+
+@nox.session
+def integration(session: nox.Session) -> None:
+    """Root tests/: end-to-end pipeline and properties that span packages."""
+    _install_and_test(session, "evsearch", tests="tests", extra=("-e", "packages/evtrain[test]", "invoke>=2.2"))
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    session.install("ruff>=0.6")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@nox.session
+def browser(session: nox.Session) -> None:
+    """The report page in headless Chromium (Debian's package, installed here when missing); screenshots go
+    to artifacts/test-screenshots/."""
+    import os
+    import shutil
+
+    if not os.path.exists(CHROMIUM):
+        sudo = [] if os.geteuid() == 0 else ["sudo"]
+        env = {"DEBIAN_FRONTEND": "noninteractive"}
+        session.run(*sudo, "apt-get", "update", external=True, env=env)
+        session.run(*sudo, "apt-get", "install", "-y", "--no-install-recommends", "chromium", external=True, env=env)
+    session.env["EVSPAN_CHROMIUM"] = shutil.which("chromium") or CHROMIUM
+    session.env["EVSPAN_BROWSER_TEST"] = "required"  # a missing browser fails here instead of skipping
+    _install_and_test(session, "evtrain", tests="packages/evtrain/tests/test_evtrain_report_browser.py")

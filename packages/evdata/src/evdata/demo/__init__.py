@@ -1,0 +1,1 @@
+"""The bundled SYNTHETIC demo corpus (ReDSM5 format) and its seeded generator."""

@@ -1,0 +1,3 @@
+from evdata.testing import register_hypothesis_profiles
+
+register_hypothesis_profiles()

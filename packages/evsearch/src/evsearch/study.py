@@ -1,0 +1,311 @@
+"""The study: storage, sampler and pruner; the worker loop that runs trials until the study has enough.
+
+Every worker (a process on this machine, or the same command on another machine against one
+database) runs the same loop: count the finished trials (complete + pruned); stop when the study
+has the requested number; wait while the running ones could still get it there; else claim a new
+trial. Two workers may claim at the same moment; the trial with the higher number then sees that
+the lower-numbered trials already fill the study and ends unrun (FAILED, reason ``not run: ...``),
+so the study never finishes more trials than requested and none runs twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import socket
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import attrs
+import optuna
+from optuna.storages._heartbeat import BaseHeartbeat
+from optuna.trial import FrozenTrial, TrialState
+
+from evdata.atomic import atomic_write_json
+from evdata.config import SettingsError
+from evsearch import space
+from evsearch.objective import ATTR_BASELINE, ATTR_REASON, ATTR_WORKER, TrialContext, TrialOutcome, run_trial
+from evsearch.settings import SearchSettings
+from evtrain.runs import RunError
+from evtrain.settings import RunSettings
+
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+# RDB storages record a heartbeat per running trial; one silent for GRACE seconds is failed (its worker died).
+HEARTBEAT_SECONDS = 30
+GRACE_SECONDS = 180
+SURPLUS_REASON = "not run: the study already had its requested trials running or finished (another worker claimed the last one)"
+
+
+class SearchError(RunError):
+    """The search cannot go on (too many failed trials, a study that is not ours); the message says why."""
+
+
+@attrs.frozen
+class WorkerReport:
+    """What one worker did."""
+
+    outcomes: tuple[TrialOutcome, ...]
+    finished: int
+    """Finished trials in the study when the worker stopped."""
+
+
+# -- storage, sampler, pruner ----------------------------------------------------------------
+
+
+def describe_storage(search: SearchSettings) -> str:
+    """The storage in words (an RDB URL with its password hidden)."""
+    if "://" in search.storage:
+        try:
+            from sqlalchemy.engine import make_url
+
+            return make_url(search.storage).render_as_string(hide_password=True)
+        except Exception:  # an unparsable URL is reported when it is opened
+            return search.storage.split("@")[-1]
+    return f"journal file {journal_path(search)}"
+
+
+def journal_path(search: SearchSettings) -> Path:
+    """The journal file of a journal storage (default: ``<root>/<study>/journal.log``)."""
+    return Path(search.storage) if search.storage else search.study_dir / "journal.log"
+
+
+def is_server_storage(search: SearchSettings) -> bool:
+    """True for a database server (shared by machines) rather than a file on this one."""
+    return "://" in search.storage and not search.storage.startswith("sqlite")
+
+
+def open_storage(search: SearchSettings) -> optuna.storages.BaseStorage:
+    """The study's storage: a journal file (default; safe for several processes on one machine) or an RDB URL."""
+    if "://" not in search.storage:
+        path = journal_path(search)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        from optuna.storages.journal import JournalFileBackend
+
+        return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(search.storage, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS)
+    except ImportError as exc:
+        raise SettingsError(
+            [f"search.storage: {describe_storage(search)} needs a database driver that is not installed ({exc})"], "command line"
+        ) from None
+    except Exception as exc:
+        raise SettingsError(
+            [f"search.storage: cannot open {describe_storage(search)}: {type(exc).__name__}: {str(exc).splitlines()[0]}"], "command line"
+        ) from None
+
+
+def make_sampler(search: SearchSettings, salt: str) -> optuna.samplers.TPESampler:
+    """A TPE sampler seeded from ``sampler_seed`` and ``salt``.
+
+    A fresh sampler per trial, seeded by the trial count, keeps a resumed study from replaying the
+    random start-up values of the first run, and workers that differ in ``salt`` from proposing the
+    same values at the same moment.
+    """
+    digest = hashlib.sha256(f"{search.sampler_seed}:{salt}".encode()).digest()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(
+            seed=int.from_bytes(digest[:4], "little"), n_startup_trials=search.startup_trials, constant_liar=True
+        )
+
+
+def make_pruner(search: SearchSettings, base: RunSettings) -> optuna.pruners.BasePruner:
+    """The pruner of ``search.pruner``; trials report once per evaluation (once per epoch by default)."""
+    if search.pruner == "hyperband":
+        # With per-epoch evaluation the resource is the epoch, so the largest is epochs_max.
+        max_resource: int | str = search.epochs_max if base.train.eval_every_steps == 0 else "auto"
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max_resource, reduction_factor=3)
+    if search.pruner == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=search.median_startup_trials, n_warmup_steps=0)
+    return optuna.pruners.NopPruner()
+
+
+# -- the study -------------------------------------------------------------------------------
+
+
+def create_or_load_study(search: SearchSettings, base: RunSettings) -> tuple[optuna.Study, bool]:
+    """Open the study (creating it, and its baseline trial, the first time); returns it and whether it is new."""
+    _claim_study_dir(search)
+    storage = open_storage(search)
+    pruner = make_pruner(search, base)
+    try:
+        study = optuna.create_study(
+            storage=storage, study_name=search.study, direction="maximize", pruner=pruner, sampler=make_sampler(search, "0")
+        )
+        created = True
+    except optuna.exceptions.DuplicatedStudyError:
+        study = optuna.load_study(storage=storage, study_name=search.study, pruner=pruner, sampler=make_sampler(search, "0"))
+        created = False
+    if study.direction != optuna.study.StudyDirection.MAXIMIZE:
+        raise SearchError(
+            f"study {search.study!r} in {describe_storage(search)} minimises; evsearch maximises validation F1: pick another --study"
+        )
+    if created and search.baseline_trial:
+        params, outside = space.baseline_params(search, base)
+        note = "settings.toml values" + (f" ({', '.join(outside)} outside the space: sampled)" if outside else "")
+        study.enqueue_trial(params, user_attrs={ATTR_BASELINE: note})
+    return study, created
+
+
+def load_study(search: SearchSettings, base: RunSettings) -> optuna.Study:
+    """Open an existing study (what each worker process does)."""
+    return optuna.load_study(
+        storage=open_storage(search), study_name=search.study, pruner=make_pruner(search, base), sampler=make_sampler(search, "0")
+    )
+
+
+def _claim_study_dir(search: SearchSettings) -> None:
+    """Tie ``<root>/<study>/`` to one storage, so two studies of the same name cannot mix their trial folders."""
+    marker = search.study_dir / "study.json"
+    where = describe_storage(search)
+    if marker.is_file():
+        recorded = json.loads(marker.read_text(encoding="utf-8"))
+        if recorded.get("storage") != where:
+            raise SearchError(
+                f"{search.study_dir} holds study {search.study!r} of {recorded.get('storage')}, not of {where}: "
+                f"pass --study with another name (or remove {search.study_dir})"
+            )
+        return
+    atomic_write_json(marker, {"study": search.study, "storage": where})
+
+
+def finished_count(trials: list[FrozenTrial]) -> int:
+    """Complete + pruned trials."""
+    return sum(t.state in FINISHED for t in trials)
+
+
+def fail_dead_trials(study: optuna.Study) -> list[int]:
+    """Fail RUNNING trials whose worker is gone: a process of this machine that no longer exists, or a silent heartbeat.
+
+    Returns the numbers of the trials failed here.
+    """
+    import psutil
+
+    failed = []
+    host = socket.gethostname()
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        owner = str(t.user_attrs.get(ATTR_WORKER, ""))
+        name, _, rest = owner.partition(":")
+        pid, _, started = rest.partition(":")
+        if name != host or not pid.isdigit():
+            continue
+        try:
+            alive = int(psutil.Process(int(pid)).create_time()) == int(started or 0)
+        except psutil.Error:
+            alive = False
+        if not alive and _fail(study, t, f"its worker process ({owner}) ended without recording a result"):
+            failed.append(t.number)
+    storage = study._storage
+    if _heartbeat_interval(study):
+        # Optuna's own fail_stale_trials would fail them without a reason; the reason goes first here.
+        by_id = {t._trial_id: t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
+        for trial_id in storage._get_stale_trial_ids(study._study_id):
+            t = by_id.get(trial_id)
+            if t is not None and _fail(
+                study, t, f"no heartbeat from its worker ({t.user_attrs.get(ATTR_WORKER, 'unknown')}) for {GRACE_SECONDS} s"
+            ):
+                failed.append(t.number)
+    return failed
+
+
+def _fail(study: optuna.Study, trial: FrozenTrial, reason: str) -> bool:
+    try:
+        study._storage.set_trial_user_attr(trial._trial_id, ATTR_REASON, reason)
+        return study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+    except optuna.exceptions.UpdateFinishedTrialError:  # another worker finished or failed it first
+        return False
+
+
+def _heartbeat_interval(study: optuna.Study) -> int | None:
+    storage = study._storage
+    return storage.get_heartbeat_interval() if isinstance(storage, BaseHeartbeat) else None
+
+
+@contextlib.contextmanager
+def _heartbeat(study: optuna.Study, trial: optuna.Trial) -> Iterator[None]:
+    """Record the trial's heartbeat every few seconds while it runs (RDB storages), so other workers know it is alive."""
+    interval = _heartbeat_interval(study)
+    if not interval:
+        yield
+        return
+    stop = threading.Event()
+
+    def beat() -> None:
+        while True:
+            # A database hiccup is survived: the next beat retries, and the grace period spans several beats.
+            with contextlib.suppress(Exception):
+                study._storage.record_heartbeat(trial._trial_id)
+            if stop.wait(interval):
+                return
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-trial-{trial.number}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _is_surplus(study: optuna.Study, trial: optuna.Trial, target: int) -> bool:
+    """True when the trials numbered below ``trial`` (finished, running or waiting) already reach ``target``."""
+    live = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
+    earlier = [t for t in study.get_trials(deepcopy=False, states=live) if t.number < trial.number]
+    return len(earlier) >= target
+
+
+# -- the worker loop -------------------------------------------------------------------------
+
+
+def run_worker(
+    study: optuna.Study,
+    context: TrialContext,
+    target: int,
+    *,
+    salt: str = "",
+    poll_seconds: float = 2.0,
+    on_outcome: Callable[[TrialOutcome], Any] | None = None,
+) -> WorkerReport:
+    """Run trials until the study has ``target`` finished trials (complete + pruned).
+
+    Failed trials do not count, so a failure is replaced by another trial. Raises ``SearchError``
+    after ``max_failed_trials`` failures of this worker; Ctrl-C records the current trial as
+    failed (interrupted) and propagates.
+    """
+    outcomes: list[TrialOutcome] = []
+    failures = 0
+    while True:
+        fail_dead_trials(study)
+        trials = study.get_trials(deepcopy=False)
+        finished = finished_count(trials)
+        running = sum(t.state == TrialState.RUNNING for t in trials)
+        if finished >= target:
+            return WorkerReport(tuple(outcomes), finished)
+        if finished + running >= target:
+            # The running trials may still get the study there; if one fails, its slot opens again.
+            time.sleep(poll_seconds)
+            continue
+        study.sampler = make_sampler(context.search, f"{len(trials)}:{salt}")
+        trial = study.ask()
+        if _is_surplus(study, trial, target):
+            trial.set_user_attr(ATTR_REASON, SURPLUS_REASON)
+            study.tell(trial, state=TrialState.FAIL)
+            continue
+        with _heartbeat(study, trial):
+            outcome = run_trial(study, trial, context)
+        outcomes.append(outcome)
+        if on_outcome is not None:
+            on_outcome(outcome)
+        if outcome.state == TrialState.FAIL:
+            failures += 1
+            if failures >= context.search.max_failed_trials:
+                raise SearchError(
+                    f"{failures} trials failed in this worker (search.max_failed_trials); the last one, trial {outcome.number}: {outcome.reason}"
+                )

@@ -1,0 +1,89 @@
+"""Pieces the training loop is built from: seeding, threads, device, optimizer, schedule, data."""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from evfeatures.batching import collate
+from evfeatures.windows import Windows
+from evtrain.settings import TrainSettings
+
+
+def seed_everything(seed: int) -> None:
+    """One seed for Python, NumPy and torch (CPU and CUDA)."""
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def configure_threads(num_threads: int) -> int:
+    """Set torch's intra-op threads (0 = one per physical core, which beats hyper-threads for GEMMs)."""
+    if num_threads <= 0:
+        try:
+            import psutil
+
+            num_threads = psutil.cpu_count(logical=False) or os.cpu_count() or 1
+        except ImportError:
+            num_threads = os.cpu_count() or 1
+    torch.set_num_threads(num_threads)
+    return num_threads
+
+
+def build_optimizer(model: torch.nn.Module, settings: TrainSettings, device: torch.device) -> torch.optim.AdamW:
+    """AdamW with no weight decay on biases and LayerNorm weights (any 1-D parameter)."""
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        (no_decay if param.ndim < 2 or "LayerNorm" in name or "layer_norm" in name else decay).append(param)
+    groups = [
+        {"params": decay, "weight_decay": settings.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    # The fused kernel is faster wherever torch provides it (CUDA, and CPU in recent releases).
+    try:
+        return torch.optim.AdamW(groups, lr=settings.learning_rate, fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.AdamW(groups, lr=settings.learning_rate, foreach=True)
+
+
+def linear_warmup_decay(optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up to the peak learning rate over ``warmup_steps``, then linear decay to zero."""
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / max(1, warmup_steps)
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def total_optimizer_steps(batches_per_epoch: int, settings: TrainSettings) -> int:
+    """Optimizer steps the run will take (epochs x steps per epoch, capped by max_steps)."""
+    per_epoch = math.ceil(batches_per_epoch / settings.grad_accum_steps)
+    total = per_epoch * settings.epochs
+    return min(total, settings.max_steps) if settings.max_steps else total
+
+
+def window_loader(windows: Windows, batches: Sequence[Sequence[int]], pad_token_id: int, settings: TrainSettings, device: torch.device) -> DataLoader:
+    """A DataLoader over precomputed batches of window indices; each batch padded to its own longest member."""
+    workers = settings.num_workers
+    return DataLoader(
+        list(batches),
+        batch_size=None,
+        shuffle=False,
+        collate_fn=lambda idx: collate(windows, idx, pad_token_id),
+        num_workers=workers,
+        pin_memory=settings.pin_memory and device.type == "cuda",
+        persistent_workers=settings.persistent_workers and workers > 0,
+        # Its own generator: creating an iterator must not draw from the global RNG, or a run resumed
+        # mid-epoch would see different dropout masks than the uninterrupted run.
+        generator=torch.Generator().manual_seed(0),
+    )

@@ -1,0 +1,39 @@
+"""Training curves as a PNG (matplotlib, headless)."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from pathlib import Path
+
+from evdata.atomic import atomic_write_bytes
+
+
+def plot_training_curves(history: Sequence[dict], path: Path, title: str = "") -> Path | None:
+    """Train loss and validation F1/EM per evaluation, written atomically to ``path``."""
+    if not history:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = [h["step"] for h in history]
+    fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(10, 3.8))
+    ax_loss.plot(steps, [h.get("train_loss", float("nan")) for h in history], marker="o")
+    ax_loss.set_xlabel("optimizer step")
+    ax_loss.set_ylabel("train loss (mean since last evaluation)")
+    ax_loss.grid(alpha=0.3)
+    ax_val.plot(steps, [h["val_f1"] for h in history], marker="o", label="val F1")
+    ax_val.plot(steps, [h["val_exact_match"] for h in history], marker="s", label="val EM")
+    ax_val.set_xlabel("optimizer step")
+    ax_val.set_ylabel("%")
+    ax_val.legend()
+    ax_val.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    return atomic_write_bytes(path, buf.getvalue())

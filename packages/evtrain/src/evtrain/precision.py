@@ -1,0 +1,58 @@
+"""Mixed-precision resolution: which autocast dtype and whether a gradient scaler is needed."""
+
+from __future__ import annotations
+
+import attrs
+import torch
+
+
+@attrs.frozen
+class PrecisionPlan:
+    """What the loop does for a ``precision`` setting on a device."""
+
+    autocast_dtype: torch.dtype | None
+    use_grad_scaler: bool
+    label: str
+
+    def autocast(self, device: torch.device):
+        """A context manager for the forward pass (a no-op when precision is off)."""
+        if self.autocast_dtype is None:
+            return torch.autocast(device_type=device.type, enabled=False)
+        return torch.autocast(device_type=device.type, dtype=self.autocast_dtype)
+
+
+def cpu_supports_bf16() -> bool:
+    """True when this CPU runs bf16 matmuls natively (AVX512-BF16 or AMX), so autocast pays off."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def cuda_supports_bf16(device: torch.device) -> bool:
+    """True on CUDA devices of compute capability 8.0 (Ampere) and newer."""
+    return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+
+
+def resolve_precision(setting: str, device: torch.device, *, cpu_bf16: bool | None = None) -> PrecisionPlan:
+    """Turn ``train.precision`` (auto|off|bf16|fp16) into a plan for ``device``.
+
+    ``auto``: bf16 autocast on a CPU with native bf16, else fp32; on CUDA bf16 where supported, else
+    fp16 with a gradient scaler. An explicit request the device cannot honour is an error.
+    """
+    if setting == "off":
+        return PrecisionPlan(None, False, "fp32")
+    if device.type == "cpu":
+        native = cpu_supports_bf16() if cpu_bf16 is None else cpu_bf16
+        if setting == "fp16":
+            raise ValueError("train.precision: fp16 is for CUDA; on a CPU use 'bf16', 'auto' or 'off'")
+        if setting == "bf16" or native:
+            return PrecisionPlan(torch.bfloat16, False, "bf16 autocast")
+        return PrecisionPlan(None, False, "fp32 (this CPU has no native bf16)")
+    if device.type == "cuda":
+        if setting == "fp16":
+            return PrecisionPlan(torch.float16, True, "fp16 autocast + grad scaler")
+        if setting == "bf16" or cuda_supports_bf16(device):
+            return PrecisionPlan(torch.bfloat16, False, "bf16 autocast")
+        return PrecisionPlan(torch.float16, True, "fp16 autocast + grad scaler")
+    return PrecisionPlan(None, False, "fp32")

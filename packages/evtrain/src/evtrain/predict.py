@@ -1,0 +1,99 @@
+"""Evidence spans for new posts with a trained run."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from evdata.readers import DataError, read_posts
+from evdata.records import SYMPTOMS, Post, QAExample, symptom_question
+from evfeatures.decode import decode
+from evfeatures.settings import FeatureSettings
+from evfeatures.windows import build_windows
+from evtrain.evaluation import window_logits
+from evtrain.precision import PrecisionPlan
+
+POSTS_PER_CHUNK = 32  # posts tokenised and scored together; bounds memory on large inputs
+
+
+def read_input_posts(path: str | Path) -> list[Post]:
+    """Posts from a CSV/JSONL file with post_id,text, or a plain-text file taken as one post."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"input file not found: {path}", file=str(path), line=0, column="")
+    if path.suffix.lower() in (".csv", ".jsonl"):
+        posts, skips = read_posts(path)
+        for skip in skips:
+            print(f"skipped {skip.file}:{skip.line} ({skip.field}): {skip.reason}")
+        return list(posts)
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text (byte {exc.start})", file=str(path), line=raw[: exc.start].count(b"\n") + 1, column="text") from None
+    if not text.strip():
+        raise DataError(f"{path}: the file holds no text to analyse", file=str(path), line=1, column="text")
+    return [Post(post_id=path.stem, text=text, line=1)]
+
+
+def questions_for(post: Post, question_mode: str) -> list[QAExample]:
+    """The examples asked of a new post: one empty question, or one per DSM-5 symptom."""
+    if question_mode == "empty":
+        return [QAExample(id=post.post_id, post_id=post.post_id, question="", context=post.text, answers=())]
+    return [
+        QAExample(id=f"{post.post_id}::{s}", post_id=post.post_id, question=symptom_question(s), context=post.text, answers=(), symptom=s)
+        for s in SYMPTOMS
+    ]
+
+
+def _chunks(items: Sequence[Post], size: int) -> Iterator[Sequence[Post]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def predict_posts(
+    model,
+    tokenizer,
+    posts: Sequence[Post],
+    *,
+    question_mode: str,
+    features: FeatureSettings,
+    batch_size: int,
+    device,
+    precision: PrecisionPlan,
+    nbest: int = 3,
+    show_progress: bool = True,
+) -> list[dict]:
+    """One record per post (per post and symptom in ``symptom`` mode): span, offsets, score, n-best."""
+    from tqdm.auto import tqdm
+
+    records: list[dict] = []
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    with tqdm(total=len(posts), desc="predict", unit="post", disable=not show_progress) as bar:
+        for chunk in _chunks(posts, POSTS_PER_CHUNK):
+            examples = [ex for post in chunk if post.text.strip() for ex in questions_for(post, question_mode)]
+            for post in chunk:
+                if not post.text.strip():
+                    records.append({"post_id": post.post_id, "symptom": "", "question": "", "prediction_text": "", "start": 0, "end": 0, "score": None, "note": "empty post"})
+            if examples:
+                windows = build_windows(examples, tokenizer, features)
+                start, end = window_logits(model, windows, batch_size=batch_size, pad_token_id=pad_id, device=device, precision=precision)
+                counts = np.bincount(windows.example_index, minlength=len(examples))
+                for i, (ex, p) in enumerate(zip(examples, decode(examples, windows, start, end, features, nbest=nbest))):
+                    records.append(
+                        {
+                            "post_id": ex.post_id,
+                            "symptom": ex.symptom,
+                            "question": ex.question,
+                            "prediction_text": p.text,
+                            "start": p.start,
+                            "end": p.end,
+                            "score": p.score if abs(p.score) != float("inf") else None,
+                            "windows": int(counts[i]),
+                            "nbest": [{"text": t, "start": s, "end": e, "score": sc} for t, s, e, sc in p.nbest],
+                        }
+                    )
+            bar.update(len(chunk))
+    return records

@@ -1,0 +1,169 @@
+"""evspan tasks: parse flags, build settings, call one package entry point. No logic lives here."""
+
+from __future__ import annotations
+
+from invoke import task
+
+SETTINGS = "settings.toml"
+
+
+def _settings(overrides, **flags):
+    """settings.toml + --set overrides + named flags (section.key -> value) as RunSettings."""
+    from evtrain.settings import RunSettings
+
+    extra = [f"{key}={_toml(value)}" for key, value in flags.items() if value is not None]
+    return RunSettings.load(SETTINGS, list(overrides or []) + extra)
+
+
+def _toml(value):
+    import json
+
+    return json.dumps(value) if isinstance(value, str) else str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _similarity(settings):
+    """The semantic alignment step's scorer (evmodel), plugged into evdata; None when disabled."""
+    if not settings.data.use_semantic:
+        return None
+    from evmodel.similarity import EncoderSimilarity
+
+    return EncoderSimilarity(settings.model.similarity_model, settings.model)
+
+
+def _friendly(fn):
+    """Turn the project's own error types into a one-screen message and exit code 2."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from invoke.exceptions import Exit
+
+        from evdata.config import SettingsError
+        from evdata.readers import DataError
+
+        errors = [SettingsError, DataError]
+        try:
+            from evmodel.checkpoint import CheckpointError
+            from evmodel.device import DeviceError
+            from evmodel.loading import ModelLoadError
+            from evtrain.loop import NonFiniteLossError, TrainingInterrupted
+            from evtrain.runs import RunError
+
+            errors += [CheckpointError, DeviceError, ModelLoadError, RunError, NonFiniteLossError, TrainingInterrupted]
+        except ImportError:  # evdata alone is installed
+            pass
+        try:
+            return fn(*args, **kwargs)
+        except tuple(errors) as exc:
+            raise Exit(f"error: {exc}", code=2) from None
+
+    return wrapper
+
+
+@task(
+    help={
+        "data_dir": "folder with posts.csv/.jsonl and annotations.csv (default: the bundled synthetic demo corpus)",
+        "report": "where to write the alignment report (default: artifacts/alignment_report.json)",
+        "set": "override a setting, section.key=value (repeatable)",
+    },
+    iterable=["set"],
+)
+@_friendly
+def data(c, data_dir=None, report="artifacts/alignment_report.json", set=None):
+    """Load, align and split the corpus; print counts per alignment method and per split; write the report."""
+    from evdata.dataset import load_dataset, print_summary
+    from evdata.report import write_alignment_report
+
+    settings = _settings(set, **{"data.data_dir": data_dir})
+    dataset = load_dataset(settings.data, _similarity(settings))
+    print_summary(dataset)
+    write_alignment_report(report, dataset.alignment)
+    print(f"alignment report: {report} ({len(dataset.alignment.alignments)} rows)")
+
+
+@task(
+    help={
+        "epochs": "training epochs (train.epochs)",
+        "data_dir": "corpus folder (default: bundled synthetic demo corpus)",
+        "model": "encoder: minilm, a local directory, or a cached hub id (model.name)",
+        "output": "run directory to create (default: artifacts/runs/<UTC timestamp>)",
+        "max_steps": "stop after N optimizer steps (quick runs)",
+        "seed": "seed for everything (train.seed)",
+        "resume": "continue a run from its newest saved state: a run directory or 'latest'",
+        "set": "override a setting, section.key=value (repeatable)",
+    },
+    iterable=["set"],
+)
+@_friendly
+def train(c, epochs=None, data_dir=None, model=None, output=None, max_steps=None, seed=None, resume=None, set=None):
+    """Train, keep the best checkpoint by validation F1, evaluate it on test."""
+    from evdata.dataset import load_dataset
+    from evtrain.api import run_training
+    from evtrain.runs import resolve_run
+    from evtrain.settings import RunSettings
+
+    if resume:
+        settings = RunSettings.load(resolve_run(resume).settings)
+    else:
+        settings = _settings(
+            set,
+            **{"train.epochs": epochs, "data.data_dir": data_dir, "model.name": model, "train.max_steps": max_steps, "train.seed": seed},
+        )
+    dataset = load_dataset(settings.data, _similarity(settings))
+    run_training(settings, dataset, output=output, resume=resume)
+
+
+@task(
+    help={
+        "run": "run directory (default: the newest, artifacts/runs/latest)",
+        "split": "train, val or test",
+        "data_dir": "evaluate on another corpus folder (same split rules)",
+    }
+)
+@_friendly
+def evaluate(c, run=None, split="test", data_dir=None):
+    """Re-run evaluation of a saved run on a split; writes metrics_<split>.json and predictions/<split>.json."""
+    from evdata.dataset import load_dataset
+    from evtrain.api import load_run_settings, run_evaluation
+    from evtrain.runs import resolve_run
+
+    paths = resolve_run(run)
+    settings = load_run_settings(paths, data_dir)
+    dataset = load_dataset(settings.data, _similarity(settings))
+    run_evaluation(paths, split, dataset, settings)
+
+
+@task(
+    help={
+        "run": "run directory (default: the newest)",
+        "input": "posts to analyse: CSV/JSONL with post_id,text, or a plain-text file (one post)",
+        "output": "JSON file to write (default: <run>/predictions/<input stem>.predict.json)",
+    }
+)
+@_friendly
+def predict(c, input, run=None, output=None):
+    """Evidence spans for new posts (one record per post, or per post and symptom in symptom mode)."""
+    from evtrain.api import run_prediction
+    from evtrain.runs import resolve_run
+
+    run_prediction(resolve_run(run), input, output)
+
+
+@task(
+    help={
+        "run": "run directory (default: the newest); a search study folder here is reported as a study",
+        "study": "search study folder (artifacts/search/<study>) to report instead of a run",
+        "split": "which predictions/<split>.json to show: train, val or test",
+        "output": "HTML file to write (default: <run>/report_<split>.html, or <study>/report.html)",
+        "data_dir": "corpus folder the run was evaluated on, when not the one in its settings",
+    }
+)
+@_friendly
+def report(c, run=None, study=None, split="test", output=None, data_dir=None):
+    """Write a self-contained HTML page: every post with gold and predicted evidence marked, scores, errors; or a study's trials."""
+    from pathlib import Path
+
+    from evtrain.report import write_report
+
+    path = write_report(run=run, study=study, split=split, output=output, data_dir=data_dir)
+    print(f"report: {path}  (open file://{Path(path).resolve()})")
