@@ -20,7 +20,9 @@ CHAINS = {
 }
 
 
-def _install_and_test(session: nox.Session, package: str, *, torch: bool = True, tests: str | None = None, extra: tuple[str, ...] = ()) -> None:
+def _install_and_test(
+    session: nox.Session, package: str, *, torch: bool = True, tests: str | None = None, extra: tuple[str, ...] = ()
+) -> None:
     """Install ``package`` (with [test]) and its sibling chain, then run pytest on its tests."""
     if torch:
         session.install(TORCH)
@@ -91,3 +93,43 @@ def browser(session: nox.Session) -> None:
     session.env["EVSPAN_CHROMIUM"] = shutil.which("chromium") or CHROMIUM
     session.env["EVSPAN_BROWSER_TEST"] = "required"  # a missing browser fails here instead of skipping
     _install_and_test(session, "evtrain", tests="packages/evtrain/tests/test_evtrain_report_browser.py")
+
+
+def _postgres_bin() -> str | None:
+    """Folder of initdb/pg_ctl: Debian's /usr/lib/postgresql/<version>/bin (newest first), else PATH."""
+    import glob
+    import os
+    import shutil
+
+    def version(folder: str) -> int:
+        name = folder.split("/")[-2]
+        return int(name) if name.isdigit() else 0
+
+    for folder in sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=version, reverse=True):
+        if os.path.isfile(os.path.join(folder, "initdb")) and os.path.isfile(os.path.join(folder, "pg_ctl")):
+            return folder
+    found = shutil.which("initdb")
+    return os.path.dirname(os.path.realpath(found)) if found and shutil.which("pg_ctl") else None
+
+
+@nox.session
+def postgres(session: nox.Session) -> None:
+    """evsearch against a real PostgreSQL server (Debian's package, installed here when missing): two worker
+    processes on one study. The test starts the server on 127.0.0.1 in a temporary folder and stops it;
+    the run is bounded (SIGINT after 15 minutes, so the server is still stopped)."""
+    import os
+
+    if _postgres_bin() is None:
+        sudo = [] if os.geteuid() == 0 else ["sudo"]
+        env = {"DEBIAN_FRONTEND": "noninteractive"}
+        session.run(*sudo, "apt-get", "update", external=True, env=env)
+        session.run(*sudo, "apt-get", "install", "-y", "--no-install-recommends", "postgresql", external=True, env=env)
+    session.install(TORCH)
+    chain = [f"packages/{name}[test,postgres]" if name == "evsearch" else f"packages/{name}" for name in CHAINS["evsearch"]]
+    session.install(*[arg for path in chain for arg in ("-e", path)])
+    session.env.setdefault("HYPOTHESIS_PROFILE", "ci")
+    session.env["EVSEARCH_REQUIRE_POSTGRES"] = "1"  # a missing server or driver fails here instead of skipping
+    session.env["EVSEARCH_POSTGRES_BIN"] = _postgres_bin() or ""
+    pytest = os.path.join(session.bin, "pytest")
+    test = "packages/evsearch/tests/test_evsearch_postgres.py"
+    session.run("timeout", "--signal=INT", "--kill-after=60", "900", pytest, test, "-q", *session.posargs, external=True)

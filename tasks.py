@@ -5,6 +5,7 @@ from __future__ import annotations
 from invoke import task
 
 SETTINGS = "settings.toml"
+CACHE = "artifacts/cache"  # alignment results, reused while files and thresholds are unchanged
 
 
 def _settings(overrides, **flags):
@@ -75,7 +76,7 @@ def data(c, data_dir=None, report="artifacts/alignment_report.json", set=None):
     from evdata.report import write_alignment_report
 
     settings = _settings(set, **{"data.data_dir": data_dir})
-    dataset = load_dataset(settings.data, _similarity(settings))
+    dataset = load_dataset(settings.data, _similarity(settings), cache_dir=CACHE)
     print_summary(dataset)
     write_alignment_report(report, dataset.alignment)
     print(f"alignment report: {report} ({len(dataset.alignment.alignments)} rows)")
@@ -109,7 +110,7 @@ def train(c, epochs=None, data_dir=None, model=None, output=None, max_steps=None
             set,
             **{"train.epochs": epochs, "data.data_dir": data_dir, "model.name": model, "train.max_steps": max_steps, "train.seed": seed},
         )
-    dataset = load_dataset(settings.data, _similarity(settings))
+    dataset = load_dataset(settings.data, _similarity(settings), cache_dir=CACHE)
     run_training(settings, dataset, output=output, resume=resume)
 
 
@@ -129,7 +130,7 @@ def evaluate(c, run=None, split="test", data_dir=None):
 
     paths = resolve_run(run)
     settings = load_run_settings(paths, data_dir)
-    dataset = load_dataset(settings.data, _similarity(settings))
+    dataset = load_dataset(settings.data, _similarity(settings), cache_dir=CACHE)
     run_evaluation(paths, split, dataset, settings)
 
 
@@ -167,3 +168,50 @@ def report(c, run=None, study=None, split="test", output=None, data_dir=None):
 
     path = write_report(run=run, study=study, split=split, output=output, data_dir=data_dir)
     print(f"report: {path}  (open file://{Path(path).resolve()})")
+
+
+@task(
+    help={
+        "data_dir": "corpus folder (default: bundled synthetic demo corpus)",
+        "model": "encoder for both sides: minilm, a local directory, or a cached hub id (model.name)",
+        "steps": "optimizer steps each side trains (batch 12, same learning rate and schedule)",
+        "rounds": "runs per side, alternating recipe and evspan, each in a fresh process",
+        "eval_examples": "validation examples both sides evaluate (0 = the whole val split)",
+        "recipe_precision": "the recipe's Trainer precision: fp32 (its default) or bf16",
+        "output": "folder for the JSON report (<UTC timestamp>.json)",
+        "set": "override a setting, section.key=value (repeatable); evspan's levers live in [train] and [model]",
+    },
+    iterable=["set"],
+)
+@_friendly
+def bench(c, data_dir=None, model=None, steps=40, rounds=2, eval_examples=0, recipe_precision="fp32", output="artifacts/bench", set=None):
+    """Side-by-side throughput and quality against the Hugging Face Trainer recipe; prints a table, writes JSON."""
+    from evdata.dataset import load_dataset
+    from evtrain.bench.options import BenchOptions
+    from evtrain.bench.runner import run_bench
+
+    settings = _settings(set, **{"data.data_dir": data_dir, "model.name": model})
+    options = BenchOptions(steps=steps, rounds=rounds, eval_examples=eval_examples, recipe_precision=recipe_precision)
+    dataset = load_dataset(settings.data, _similarity(settings), cache_dir=CACHE)
+    run_bench(settings, options, dataset, output_dir=output)
+
+
+@task(
+    help={
+        "trials": "finished trials (complete + pruned) the study should reach; rerunning continues the study (search.trials)",
+        "storage": "Optuna storage URL: sqlite:///x.db, postgresql://user:pw@host/db, ... (default: a journal file in artifacts/search/<study>/)",
+        "study": "study name, also its folder artifacts/search/<study>/ (search.study)",
+        "workers": "worker processes on this machine, all on the same storage (search.workers)",
+        "set": "override a setting, section.key=value (repeatable); the space and caps live in [search]",
+    },
+    iterable=["set"],
+)
+@_friendly
+def search(c, trials=None, storage=None, study=None, workers=None, set=None):
+    """Optuna search over the [search] space; the best trial is retrained into artifacts/optuna_best/."""
+    from evsearch.api import run_search
+    from evsearch.settings import SearchSettings
+
+    flags = {"search.trials": trials, "search.storage": storage, "search.study": study, "search.workers": workers}
+    overrides = list(set or []) + [f"{key}={_toml(value)}" for key, value in flags.items() if value is not None]
+    run_search(SearchSettings.load(SETTINGS, overrides), _settings(set))

@@ -1,11 +1,11 @@
 from pathlib import Path
 
+import pytest
+
 from evdata.testing import register_hypothesis_profiles
 
 register_hypothesis_profiles()
 ROOT = Path(__file__).resolve().parents[1]
-
-import pytest
 
 
 @pytest.fixture(scope="session")

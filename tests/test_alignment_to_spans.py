@@ -6,11 +6,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from evdata.align import align_annotation
+from evdata.records import Answer, QAExample
 from evdata.settings import DataSettings
 from evfeatures.decode import decode
 from evfeatures.settings import FeatureSettings
 from evfeatures.windows import build_windows
-from evdata.records import Answer, QAExample
 
 WORDS = ["sleep", "night", "tired", "cold", "rain", "dog", "walk", "sad", "empty", "work", "bed", "energy", "friend", "call"]
 sentence = st.lists(st.sampled_from(WORDS), min_size=3, max_size=9).map(lambda ws: " ".join(ws).capitalize() + ".")

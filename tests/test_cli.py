@@ -63,8 +63,10 @@ def test_train_evaluate_predict_through_invoke(tiny):
 
 
 def test_bad_setting_is_one_line_per_problem(tiny):
-    _, corpus, model = tiny
-    out = invoke("train", "--data-dir", str(corpus), "--set", "train.lerning_rate=1", "--set", "features.doc_stride=999", "--set", "train.epochs=\"x\"")
+    _, corpus, _ = tiny
+    out = invoke(
+        "train", "--data-dir", str(corpus), "--set", "train.lerning_rate=1", "--set", "features.doc_stride=999", "--set", 'train.epochs="x"'
+    )
     assert out.returncode == 2
     assert "train.lerning_rate: unknown key" in out.stderr
     assert "features.doc_stride" in out.stderr
@@ -78,6 +80,6 @@ def test_data_task_writes_report(tiny, tmp_path):
     out = invoke("data", "--data-dir", str(corpus), "--report", str(report), "--set", "data.use_semantic=false")
     assert out.returncode == 0, out.stdout + out.stderr
     rows = json.loads(report.read_text())
-    n_rows = sum(1 for _ in open(corpus / "annotations.csv")) - 1
+    n_rows = len((corpus / "annotations.csv").read_text().splitlines()) - 1
     assert len(rows) == n_rows
     assert {"post_id", "sentence_id", "symptom", "status", "method", "start", "end", "score"} <= set(rows[0])

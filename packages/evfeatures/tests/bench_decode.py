@@ -30,20 +30,19 @@ def load_tokenizer():
     return module.build_tokenizer(model_max_length=512)
 
 
-def synthetic_examples(rng: np.random.Generator, target_windows: int) -> list[QAExample]:
-    """Posts of 20 to 3,000 words (skewed short, like the corpus), one evidence sentence each."""
+def synthetic_examples(rng: np.random.Generator, count: int) -> list[QAExample]:
+    """Posts of 20 to 3,000 words (log-normal: mostly short, a long tail, like the corpus), one evidence span each."""
     words = ["i", "feel", "tired", "sleep", "night", "the", "nothing", "anymore", "can't", "work", "today", "friends"]
     examples = []
-    approx_windows = 0.0
-    while approx_windows < target_windows:
+    for k in range(count):
         n_words = int(min(3000, max(20, rng.lognormal(5.2, 0.9))))
         context = " ".join(rng.choice(words, size=n_words)) + "."
-        start = int(rng.integers(0, max(1, len(context) - 40)))
-        start = context.index(" ", start) + 1 if " " in context[start:] else 0
-        end = min(len(context), start + 30)
-        k = len(examples)
-        examples.append(QAExample(id=f"e{k}", post_id=f"p{k}", question="", context=context, answers=(Answer(context[start:end], start, end),)))
-        approx_windows += max(1.0, (n_words * 1.3 - 128) / (384 - 3 - 128))
+        start = int(rng.integers(0, len(context) - 40))
+        start = context.index(" ", start) + 1
+        end = start + 30
+        examples.append(
+            QAExample(id=f"e{k}", post_id=f"p{k}", question="", context=context, answers=(Answer(context[start:end], start, end),))
+        )
     return examples
 
 
@@ -68,13 +67,19 @@ def main() -> None:
     tokenizer = load_tokenizer()
     examples = synthetic_examples(rng, args.windows)
     begin = time.perf_counter()
-    windows = build_windows(examples, tokenizer, settings)
+    windows = windows_all = build_windows(examples, tokenizer, settings)
     build_s = time.perf_counter() - begin
+    # Keep the first examples that together make (about) the requested number of windows.
+    keep = int(np.searchsorted(np.cumsum(np.bincount(windows.example_index)), args.windows)) + 1
+    examples = examples[:keep]
+    windows = windows.subset(np.flatnonzero(windows.example_index < keep))
     n = len(windows)
     shape = (n, settings.max_length)
     starts = torch.from_numpy(rng.normal(0, 3, size=shape).astype(np.float32))
     ends = torch.from_numpy(rng.normal(0, 3, size=shape).astype(np.float32))
-    print(f"{len(examples)} examples -> {n} windows (mean length {windows.lengths.mean():.0f}); build_windows {build_s * 1000 / n * 1000:.0f} ms per 1,000 windows")
+    print(
+        f"{len(examples)} examples -> {n} windows (mean length {windows.lengths.mean():.0f}); build_windows {build_s * 1000 / len(windows_all) * 1000:.0f} ms per 1,000 windows"
+    )
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; max_length 384, n_best_size 20, max_answer_length 120")
 
     for label, s_logits, e_logits, nbest in (

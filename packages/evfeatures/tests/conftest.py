@@ -15,6 +15,8 @@ register_hypothesis_profiles()
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 WORDS = ["the", "i", "sleep", "night", "tired", "can", "feel", "nothing", "anymore", "##ing", "##ed", "##s"]
+# NFD splits the Hangul syllable 한 into three jamo, so it becomes three tokens with the same offsets.
+HANGUL = ["\u1112", "##\u1112", "##\u1161", "##\u11ab"]
 PUNCTUATION = list(".,'!?-:")
 
 
@@ -23,13 +25,14 @@ def build_tokenizer(model_max_length: int = 512):
 
     Every lower-case letter and digit is in the vocabulary both word-initial and as a ``##``
     continuation, so any word made of them tokenizes without [UNK]; other letters (``ж``, ``ß``)
-    become [UNK] for their whole word; accents are stripped (``é`` -> ``e``).
+    become [UNK] for their whole word; accents are stripped (``é`` -> ``e``); ``한`` becomes three
+    tokens sharing one character's offsets.
     """
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
     from transformers import BertTokenizerFast
 
     chars = list(string.ascii_lowercase + string.digits)
-    vocab_list = SPECIAL_TOKENS + chars + ["##" + c for c in chars] + PUNCTUATION + WORDS
+    vocab_list = SPECIAL_TOKENS + chars + ["##" + c for c in chars] + PUNCTUATION + WORDS + HANGUL
     vocab = {token: i for i, token in enumerate(dict.fromkeys(vocab_list))}
     backend = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]", max_input_chars_per_word=100))
     backend.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True, strip_accents=True, lowercase=True)
@@ -65,11 +68,11 @@ def tokenizer():
 # Questions as in the two question modes: the empty question, and short symptom descriptions.
 QUESTIONS = ["", "sleep?", "Fatigue: tiredness.", "Depressed mood: feeling sad."]
 SEPARATORS = [" ", " ", " ", "  ", "\n", "\t", ", ", ". ", "! ", " - "]
-WORD_ALPHABET = string.ascii_letters + string.digits + "éÉжß'"
+WORD_ALPHABET = string.ascii_letters + string.digits + "éÉжß'한"
 
 
 def _words() -> st.SearchStrategy[str]:
-    return st.one_of(st.sampled_from(WORDS[:9] + ["sleeping", "Tired", "can't", "I"]), st.text(WORD_ALPHABET, min_size=1, max_size=9))
+    return st.one_of(st.sampled_from([*WORDS[:9], "sleeping", "Tired", "can't", "I"]), st.text(WORD_ALPHABET, min_size=1, max_size=9))
 
 
 @st.composite

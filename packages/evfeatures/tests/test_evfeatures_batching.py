@@ -137,5 +137,5 @@ def test_bad_batching_arguments_are_refused():
         sorted_batches([1, 2], 0)
     with pytest.raises(ValueError, match="group_size must be >= 1"):
         length_grouped_batches([1, 2], 2, group_size=0, seed=0)
-    with pytest.raises(ValueError, match="ratio must be within 0..1"):
+    with pytest.raises(ValueError, match=r"ratio must be within 0\.\.1"):
         subsample_negatives([True, False], 1.5, seed=0)

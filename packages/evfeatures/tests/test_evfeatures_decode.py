@@ -39,7 +39,9 @@ def random_logits(windows: Windows, seed: int, *, ties: bool, extra: int, dtype:
     max_answer_length=st.integers(1, 8),
     nbest=st.integers(0, 5),
 )
-def test_decode_equals_the_reference_on_random_logits(tokenizer, strategies, data, seed, ties, extra, dtype, n_best_size, max_answer_length, nbest):
+def test_decode_equals_the_reference_on_random_logits(
+    tokenizer, strategies, data, seed, ties, extra, dtype, n_best_size, max_answer_length, nbest
+):
     examples = data.draw(strategies.qa_examples(max_examples=5))
     windows = build_windows(examples, tokenizer, WINDOWING)
     settings = FeatureSettings(max_length=32, doc_stride=4, n_best_size=n_best_size, max_answer_length=max_answer_length)
@@ -148,6 +150,10 @@ def test_logits_beyond_a_window_are_ignored_and_bf16_is_accepted(tokenizer):
     assert decode(examples, windows, wide_s, wide_e, WINDOWING, nbest=3) == base
     half = decode(examples, windows, starts.bfloat16(), ends.bfloat16(), WINDOWING)
     assert all(math.isfinite(p.score) for p in half)
+    assert half == decode(examples, windows, starts.bfloat16().float(), ends.bfloat16().float(), WINDOWING)
+    # A strided view (as sliced from a larger model output) decodes like a contiguous copy.
+    wide_half = torch.cat([torch.zeros(len(windows), 1), starts, torch.zeros(len(windows), 2)], dim=1).bfloat16()
+    assert decode(examples, windows, wide_half[:, 1:-2], ends.bfloat16(), WINDOWING) == half
 
 
 def test_bad_logits_get_clear_errors(tokenizer):
@@ -205,3 +211,19 @@ def test_nbest_lists_a_span_found_in_two_overlapping_windows_once(tokenizer):
         spans = [(s, e) for _, s, e, _ in p.nbest]
         assert spans.count((token[0], token[1])) == 1
         assert len(spans) == 4
+
+
+def test_nbest_looks_past_pairs_that_repeat_one_character_span(tokenizer):
+    # 한 becomes three tokens sharing the offsets (2, 3): the window's best pairs all give one span.
+    example = _example("a 한 b c d")
+    windows = build_windows([example], tokenizer, WINDOWING)
+    tokens = tokenizer.convert_ids_to_tokens(windows.input_ids[0].tolist())
+    assert tokens[3:6] == ["\u1112", "##\u1161", "##\u11ab"]
+    starts = torch.zeros(1, len(tokens))
+    ends = torch.zeros(1, len(tokens))
+    starts[0, 3:6] = torch.tensor([5.0, 4.9, 4.8])
+    ends[0, 3:8] = torch.tensor([5.0, 4.9, 4.8, 1.0, 0.5])
+    settings = FeatureSettings(max_length=32, doc_stride=4, n_best_size=6)
+    fast = decode([example], windows, starts, ends, settings, nbest=3)
+    assert fast == decode_reference([example], windows, starts, ends, settings, nbest=3)
+    assert [(text, s, e) for text, s, e, _ in fast[0].nbest] == [("한", 2, 3), ("한 b", 2, 5), ("한 b c", 2, 7)]

@@ -53,9 +53,12 @@ def test_a_label_covers_its_answer_tightly(tokenizer, strategies, data, settings
         within = [a for a in answers if off[inside[0], 0] <= a.start and a.end <= off[inside[-1], 1]]
         a = min(within, key=lambda x: (x.start, x.end))
         assert a in covering
-        # ... and the label is the smallest token span covering it, not just any span that does.
-        assert not any(off[t, 0] <= a.start for t in inside if s < t <= e)
-        assert not any(off[t, 1] >= a.end for t in inside if s <= t < e)
+        # ... the label holds every token of the window that overlaps the answer ...
+        overlapping = [t for t in inside if off[t, 1] > a.start and off[t, 0] < a.end]
+        assert all(s <= t <= e for t in overlapping)
+        # ... and covers no more characters than it must.
+        assert not any(off[s, 0] < off[t, 0] <= a.start for t in inside)
+        assert not any(a.end <= off[t, 1] < off[e, 1] for t in inside)
     for w in np.flatnonzero(~windows.has_answer):
         assert windows.start_positions[w] == windows.end_positions[w] == windows.cls_index
         off = windows.offsets[w]
@@ -107,7 +110,11 @@ def test_windows_of_an_example_are_contiguous_ordered_and_within_max_length(toke
     assert windows.cls_index == 0
     assert all(ids[0] == tokenizer.cls_token_id for ids in windows.input_ids)
     for k in range(len(examples)):
-        firsts = [windows.offsets[w][context_positions(windows.offsets[w])][0, 0] for w in windows_of(windows, k) if context_positions(windows.offsets[w]).size]
+        firsts = [
+            windows.offsets[w][context_positions(windows.offsets[w])][0, 0]
+            for w in windows_of(windows, k)
+            if context_positions(windows.offsets[w]).size
+        ]
         assert firsts == sorted(firsts)
 
 
@@ -164,7 +171,9 @@ def test_chunked_tokenization_equals_one_example_at_a_time(tokenizer):
 
 
 def test_subset_keeps_windows_and_example_indices(tokenizer):
-    examples = [QAExample(id=f"e{k}", post_id="p", question="", context="i feel tired " * 10, answers=(Answer("tired", 7, 12),)) for k in range(3)]
+    examples = [
+        QAExample(id=f"e{k}", post_id="p", question="", context="i feel tired " * 10, answers=(Answer("tired", 7, 12),)) for k in range(3)
+    ]
     windows = build_windows(examples, tokenizer, FeatureSettings(max_length=20, doc_stride=2))
     picked = windows.subset([len(windows) - 1, 0])
     assert len(picked) == 2
@@ -181,6 +190,11 @@ def test_pure_labelling_functions():
     assert answer_token_span(offsets, 3, 5) == (4, 4)  # inside one token
     assert answer_token_span(offsets, 7, 13) is None  # runs past the window
     assert answer_token_span(offsets, 5, 5) is None  # empty
+    # One character split into three tokens with equal offsets: the label spans all three.
+    hangul = np.asarray([[-1, -1], [0, 1], [2, 3], [2, 3], [2, 3], [4, 5], [-1, -1]])
+    assert answer_token_span(hangul, 2, 3) == (2, 4)
+    assert answer_token_span(hangul, 0, 3) == (1, 4)
+    assert answer_token_span(hangul, 2, 5) == (2, 5)
     assert label_window(offsets, (Answer("x", 20, 21), Answer("tired", 7, 12)), cls_index=0) == (5, 5)
     assert label_window(offsets, (), cls_index=0) == (0, 0)
 

@@ -4,9 +4,12 @@ from pathlib import Path
 
 import attrs
 import pytest
+from optuna.trial import TrialState
 
 from evdata.testing import register_hypothesis_profiles
+from evsearch.objective import ATTR_REASON, ATTR_RUN_DIR
 from evsearch.settings import SearchSettings
+from evsearch.study import SURPLUS_REASON, load_study
 from evtrain.settings import RunSettings
 
 register_hypothesis_profiles()
@@ -116,3 +119,27 @@ def _search(tmp_path: Path, **changes) -> SearchSettings:
         **changes,
     }
     return SearchSettings(**values)
+
+
+@pytest.fixture
+def check_study():
+    """Check a finished multi-worker study: exactly the requested trials finished, none lost, none run twice."""
+    return _check_study
+
+
+def _check_study(search, base) -> list:
+    """Exactly ``search.trials`` finished; nothing left running; every trial that ran has its own run folder; returns the finished."""
+    trials = load_study(search, base).get_trials(deepcopy=False)
+    finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    assert len(finished) == search.trials, [(t.number, t.state.name, t.user_attrs.get(ATTR_REASON)) for t in trials]
+    assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+    unrun = [t for t in trials if t.user_attrs.get(ATTR_REASON) == SURPLUS_REASON]
+    ran = [t for t in trials if t not in unrun]
+    # no trial lost: every one that ran is finished (nothing failed here); none ran twice: one folder and one log each
+    assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in ran)
+    folders = [t.user_attrs[ATTR_RUN_DIR] for t in ran]
+    assert len(set(folders)) == len(folders)
+    logs = sorted(p.parent.name for p in search.trials_dir.glob("*/train.log"))
+    assert logs == sorted(str(t.number) for t in ran)
+    assert not [t for t in unrun if (search.trials_dir / str(t.number)).exists()]
+    return finished

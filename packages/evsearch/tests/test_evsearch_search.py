@@ -12,6 +12,7 @@ import torch
 from optuna.trial import TrialState
 from rich.console import Console
 
+from evdata.config import SettingsError
 from evdata.dataset import load_dataset
 from evsearch.api import run_search
 from evsearch.objective import ATTR_REASON, ATTR_WORKER
@@ -19,6 +20,7 @@ from evsearch.retrain import SEARCH_JSON
 from evsearch.study import SearchError, _is_surplus, create_or_load_study, load_study
 from evtrain.api import load_run_settings, run_evaluation, run_prediction
 from evtrain.loop import RunResult, TrainingInterrupted
+from evtrain.report import write_study_report
 from evtrain.runs import RunPaths, resolve_run
 from evtrain.settings import RunSettings
 
@@ -74,6 +76,9 @@ def test_search_end_to_end_then_evaluate_and_predict_the_best_run(tmp_path, base
     assert (search.study_dir / "optimization_history.png").stat().st_size > 1000
     summary = json.loads((search.study_dir / "summary.json").read_text())
     assert summary["finished"] == 3 and summary["best"]["number"] == result.best_trial
+    records = json.loads((search.study_dir / "trials.json").read_text())
+    assert [r["number"] for r in records] == [0, 1, 2] and records[0]["params"] == trials[0].params
+    assert "optimization_history" in write_study_report(search.study_dir).read_text()  # invoke report --study reads it
 
     best = RunPaths(tmp_path / "optuna_best")
     assert result.best_run == best.root
@@ -201,3 +206,11 @@ def test_a_study_folder_belongs_to_one_storage(tmp_path, base, make_search):
     other = attrs.evolve(search, storage=f"sqlite:///{tmp_path / 'other.db'}")
     with pytest.raises(SearchError, match="pass --study with another name"):
         create_or_load_study(other, base)
+
+
+def test_an_unusable_storage_is_a_settings_error_and_claims_nothing(tmp_path, base, make_search):
+    bad = make_search(storage="nosuchdb://host/x")
+    with pytest.raises(SettingsError, match="search.storage: cannot open nosuchdb://host/x"):
+        run_search(bad, base, console=quiet())
+    assert not (bad.study_dir / "study.json").exists()
+    run_search(make_search(trials=1, retrain=False), base, console=quiet(), train_fn=scripted(lambda n: [1.0, 2.0]))  # the folder is still free

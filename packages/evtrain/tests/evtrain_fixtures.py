@@ -41,7 +41,14 @@ def write_tiny_corpus(directory: Path, n_posts: int = 24, seed: int = 0) -> Path
         posts.append({"post_id": pid, "text": " ".join(sentences)})
         for j, (sym, sent) in enumerate(chosen):
             annotations.append(
-                {"post_id": pid, "sentence_id": f"s_{pid}_{j}", "sentence_text": sent, "DSM5_symptom": sym, "status": 1, "explanation": "clear, first person"}
+                {
+                    "post_id": pid,
+                    "sentence_id": f"s_{pid}_{j}",
+                    "sentence_text": sent,
+                    "DSM5_symptom": sym,
+                    "status": 1,
+                    "explanation": "clear, first person",
+                }
             )
     with open(directory / "posts.csv", "w", newline="", encoding="utf-8") as fh:
         w = csv.DictWriter(fh, ["post_id", "text"])
@@ -64,6 +71,15 @@ def tiny_settings(corpus: Path, model: Path, **train) -> RunSettings:
         model=attrs.evolve(s.model, name=str(model)),
         train=attrs.evolve(
             s.train,
-            **{"epochs": 2, "batch_size": 8, "eval_batch_size": 16, "learning_rate": 5e-3, "precision": "off", "num_threads": 1, "save_state_every_steps": 0, **train},
+            **{
+                "epochs": 2,
+                "batch_size": 8,
+                "eval_batch_size": 16,
+                "learning_rate": 5e-3,
+                "precision": "off",
+                "num_threads": 1,
+                "save_state_every_steps": 0,
+                **train,
+            },
         ),
     )

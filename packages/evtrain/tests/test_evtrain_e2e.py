@@ -25,8 +25,16 @@ def trained(tiny_corpus, tiny_model, tmp_path_factory):
 
 
 def test_run_directory_is_complete(trained):
-    _, _, run, result, root = trained
-    for path in (run.model / "config.json", run.model / "model.safetensors", run.settings, run.metrics, run.log, run.curves, run.split_predictions("test")):
+    _, _, run, _, root = trained
+    for path in (
+        run.model / "config.json",
+        run.model / "model.safetensors",
+        run.settings,
+        run.metrics,
+        run.log,
+        run.curves,
+        run.split_predictions("test"),
+    ):
         assert path.is_file(), path
     metrics = json.loads(run.metrics.read_text())
     assert len(metrics["history"]) == 2
@@ -50,7 +58,12 @@ def test_predict_new_posts(trained, tmp_path):
     _, _, run, _, _ = trained
     posts = tmp_path / "new.jsonl"
     long_text = " ".join(["The weather here is cold and rainy."] * 60 + ["I barely sleep anymore, maybe three hours a night."])
-    posts.write_text(json.dumps({"post_id": "n1", "text": "I feel empty and sad every single day. We had pasta."}) + "\n" + json.dumps({"post_id": "n2", "text": long_text}) + "\n")
+    posts.write_text(
+        json.dumps({"post_id": "n1", "text": "I feel empty and sad every single day. We had pasta."})
+        + "\n"
+        + json.dumps({"post_id": "n2", "text": long_text})
+        + "\n"
+    )
     out = run_prediction(RunPaths(run.root), posts, tmp_path / "out.json", show_progress=False)
     records = json.loads(out.read_text())
     assert {r["post_id"] for r in records} == {"n1", "n2"}

@@ -25,7 +25,11 @@ def test_percentages_and_missing_prediction():
     assert scores == {"exact_match": 50.0, "f1": 50.0, "n": 2}
 
 
-@given(st.lists(st.tuples(phrase, st.lists(phrase.filter(lambda p: normalize_answer(p) != ""), min_size=1, max_size=3)), min_size=1, max_size=12))
+@given(
+    st.lists(
+        st.tuples(phrase, st.lists(phrase.filter(lambda p: normalize_answer(p) != ""), min_size=1, max_size=3)), min_size=1, max_size=12
+    )
+)
 def test_agrees_with_torchmetrics(pairs):
     from torchmetrics.text import SQuAD
 

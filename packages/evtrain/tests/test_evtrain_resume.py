@@ -28,7 +28,9 @@ train(s, load_dataset(s.data), RunPaths(Path(sys.argv[2])), resume=sys.argv[3] =
 def _start(settings_file: Path, run_dir: Path, resume: bool) -> subprocess.Popen:
     run_dir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
-    return subprocess.Popen([sys.executable, "-c", SCRIPT, str(settings_file), str(run_dir), "1" if resume else "0"], env=env, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", SCRIPT, str(settings_file), str(run_dir), "1" if resume else "0"], env=env, stderr=subprocess.PIPE, text=True
+    )
 
 
 def _mid_epoch_after_first(state: Path) -> bool:

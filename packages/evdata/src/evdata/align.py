@@ -68,6 +68,7 @@ class _PostIndex:
 
     def __init__(self, text: str) -> None:
         self.text = text
+        self._windows: dict[int, list[_Candidate]] = {}
 
     @cached_property
     def casefolded(self) -> MappedText:
@@ -83,17 +84,14 @@ class _PostIndex:
 
     def candidates(self, size: int) -> list[_Candidate]:
         """Runs of ``size`` consecutive sentences (``size`` 1: the sentences themselves)."""
-        return self._windows(max(1, min(size, len(self.sentences))))
-
-    def _windows(self, size: int) -> list[_Candidate]:
-        cache = self.__dict__.setdefault("_window_cache", {})
-        if size not in cache:
+        size = max(1, min(size, len(self.sentences)))
+        if size not in self._windows:
             spans = self.sentences
-            cache[size] = [
+            self._windows[size] = [
                 _Candidate(spans[i][0], spans[i + size - 1][1], normalize_text(self.text[spans[i][0] : spans[i + size - 1][1]]))
                 for i in range(len(spans) - size + 1)
             ]
-        return cache[size]
+        return self._windows[size]
 
 
 def _candidate_pool(post: _PostIndex, query: str) -> list[_Candidate]:
@@ -162,9 +160,7 @@ def _match_fuzzy(post: _PostIndex, sentence: str, threshold: float) -> tuple[Spa
     return None, score / 100.0, f"closest post sentence: fuzzy ratio {score:.1f} < {threshold:g}"
 
 
-def _decide_semantic(
-    scores: Sequence[float], pool: Sequence[_Candidate], settings: DataSettings
-) -> tuple[Span | None, float, str]:
+def _decide_semantic(scores: Sequence[float], pool: Sequence[_Candidate], settings: DataSettings) -> tuple[Span | None, float, str]:
     """Step 5 for one query, given its cosine similarity to every candidate in ``pool``."""
     if not pool:
         return None, 0.0, "post has no sentences to compare with"

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from evdata.align import METHODS, AlignmentResult, SentenceSimilarity, align_corpus
+from evdata.cache import alignment_key, load_alignment, save_alignment
 from evdata.examples import build_examples, posts_without_evidence
 from evdata.readers import read_corpus
 from evdata.records import SYMPTOMS, Corpus, QAExample, Split
@@ -29,14 +30,15 @@ class Dataset:
     posts_without_evidence: int
 
 
-def load_dataset(settings: DataSettings, similarity: SentenceSimilarity | None = None) -> Dataset:
+def load_dataset(settings: DataSettings, similarity: SentenceSimilarity | None = None, *, cache_dir: str | Path | None = None) -> Dataset:
     """Read, align, build examples and split, as ``settings`` say (``similarity`` enables the semantic step).
 
     Posts with evidence and posts without are split separately with the same ratios, so every
-    split gets its share of both and every post lands in exactly one split.
+    split gets its share of both and every post lands in exactly one split. With ``cache_dir`` the
+    alignment result is reused when files, thresholds and scorer are unchanged.
     """
     corpus = read_corpus(settings)
-    alignment = align_corpus(corpus, settings, similarity)
+    alignment = _aligned(corpus, settings, similarity, cache_dir)
     examples = build_examples(corpus, alignment, settings.question_mode)
     with_evidence = list(dict.fromkeys(example.post_id for example in examples))
     has_evidence = set(with_evidence)
@@ -55,6 +57,18 @@ def load_dataset(settings: DataSettings, similarity: SentenceSimilarity | None =
     )
 
 
+def _aligned(corpus: Corpus, settings: DataSettings, similarity: SentenceSimilarity | None, cache_dir: str | Path | None) -> AlignmentResult:
+    key = alignment_key(corpus, settings, similarity) if cache_dir else None
+    path = Path(cache_dir) / f"alignment-{key}.json" if key else None
+    cached = load_alignment(path, corpus) if path else None
+    if cached is not None:
+        return cached
+    alignment = align_corpus(corpus, settings, similarity)
+    if path is not None:
+        save_alignment(path, alignment)
+    return alignment
+
+
 def examples_by_split(dataset: Dataset, split_name: str) -> tuple[QAExample, ...]:
     """The examples of one split (``train``, ``val`` or ``test``)."""
     if split_name not in dataset.split.examples:
@@ -71,7 +85,12 @@ def summary_tables(dataset: Dataset) -> dict[str, list[dict[str, Any]]]:
     """
     by_method = Counter((a.method, a.annotation.status) for a in dataset.alignment.alignments)
     alignment = [
-        {"method": method, "status_1": by_method[(method, 1)], "status_0": by_method[(method, 0)], "total": by_method[(method, 1)] + by_method[(method, 0)]}
+        {
+            "method": method,
+            "status_1": by_method[(method, 1)],
+            "status_0": by_method[(method, 0)],
+            "total": by_method[(method, 1)] + by_method[(method, 0)],
+        }
         for method in METHODS
     ]
     alignment.append(
@@ -95,7 +114,9 @@ def summary_tables(dataset: Dataset) -> dict[str, list[dict[str, Any]]]:
             }
         )
     by_symptom = Counter((a.symptom, a.status) for a in dataset.corpus.annotations)
-    labels = sorted({a.symptom for a in dataset.corpus.annotations}, key=lambda s: (s not in SYMPTOMS, SYMPTOMS.index(s) if s in SYMPTOMS else 0, s))
+    labels = sorted(
+        {a.symptom for a in dataset.corpus.annotations}, key=lambda s: (s not in SYMPTOMS, SYMPTOMS.index(s) if s in SYMPTOMS else 0, s)
+    )
     symptoms = [{"symptom": s, "status_1": by_symptom[(s, 1)], "status_0": by_symptom[(s, 0)]} for s in labels]
     skip_counts = Counter((Path(skip.file).name, skip.reason) for skip in dataset.corpus.skips)
     skips = [{"file": file, "reason": reason, "count": count} for (file, reason), count in sorted(skip_counts.items())]
@@ -121,7 +142,7 @@ def print_summary(dataset: Dataset, console: Console | None = None) -> None:
     for name, rows in summary_tables(dataset).items():
         if not rows:
             continue
-        table = Table(title=titles[name] + (" (synthetic demo corpus)" if corpus.synthetic else ""))
+        table = Table(title=titles[name])
         for key in rows[0]:
             table.add_column(key.replace("_", " "), justify="right" if isinstance(rows[0][key], int) else "left")
         for row in rows:

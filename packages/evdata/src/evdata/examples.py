@@ -55,7 +55,9 @@ def build_examples(corpus: Corpus, alignments: AlignmentResult | Iterable[Alignm
         if not found:
             continue
         if question_mode == "empty":
-            examples.append(QAExample(id=post.post_id, post_id=post.post_id, question="", context=post.text, answers=_answers(post.text, found)))
+            examples.append(
+                QAExample(id=post.post_id, post_id=post.post_id, question="", context=post.text, answers=_answers(post.text, found))
+            )
             continue
         by_symptom: dict[str, list[Alignment]] = {}
         for alignment in found:

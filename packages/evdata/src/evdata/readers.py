@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
@@ -67,9 +67,7 @@ def _decode(path: Path) -> str:
         line = data.count(b"\n", 0, exc.start) + 1
         line_start = data.rfind(b"\n", 0, exc.start) + 1
         column = exc.start - line_start + 1
-        raise DataError(
-            path, line, f"byte {column}", f"not valid UTF-8 (byte 0x{data[exc.start]:02x}); save the file as UTF-8"
-        ) from None
+        raise DataError(path, line, f"byte {column}", f"not valid UTF-8 (byte 0x{data[exc.start]:02x}); save the file as UTF-8") from None
 
 
 @contextmanager
@@ -82,8 +80,8 @@ def _large_fields() -> Iterator[None]:
         csv.field_size_limit(old)
 
 
-def _csv_records(path: Path, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> Iterator[tuple[int, dict[str, str]]]:
-    """Yield ``(start line, {column: value})`` for each CSV record, checking the header and field counts.
+def _csv_records(path: Path, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> list[tuple[int, dict[str, str]]]:
+    """``(start line, {column: value})`` for each CSV record, after checking the header and field counts.
 
     Header names are matched ignoring surrounding spaces and case; extra columns are ignored.
     """
@@ -92,6 +90,8 @@ def _csv_records(path: Path, required: tuple[str, ...], optional: tuple[str, ...
         raise DataError(path, 1, "", "file is empty (expected a header line naming the columns)")
     # newline="" keeps line endings inside quoted fields intact, as the csv module requires.
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    records: list[tuple[int, dict[str, str]]] = []
+    start = 1
     with _large_fields():
         try:
             header = next(reader)
@@ -106,22 +106,21 @@ def _csv_records(path: Path, required: tuple[str, ...], optional: tuple[str, ...
                 if name not in index:
                     found = ", ".join(repr(h.strip()) for h in header)
                     raise DataError(path, header_end, name, f"missing column {name!r} (header has: {found})")
-            previous_end = header_end
-            yielded = False
+            start = header_end + 1
             for row in reader:
-                start = previous_end + 1
-                previous_end = reader.line_num
+                # reader.line_num is the last physical line of the record just read.
+                record_start, start = start, reader.line_num + 1
                 if not row or (len(row) == 1 and not row[0].strip() and len(header) > 1):
                     continue  # blank line: not a record
                 if len(row) != len(header):
-                    column = header[len(row)].strip() if len(row) < len(header) else f"#{len(row)}"
-                    raise DataError(path, start, column, f"record has {len(row)} fields, the header has {len(header)}")
-                yielded = True
-                yield start, {name: row[i] for name, i in index.items()}
+                    column = header[len(row)].strip() if len(row) < len(header) else f"field {len(header) + 1}"
+                    raise DataError(path, record_start, column, f"record has {len(row)} fields, the header has {len(header)}")
+                records.append((record_start, {name: row[i] for name, i in index.items()}))
         except csv.Error as exc:
-            raise DataError(path, reader.line_num, "", f"malformed CSV: {exc}") from None
-    if not yielded:
+            raise DataError(path, start, "", f"malformed CSV: {exc}") from None
+    if not records:
         raise DataError(path, header_end + 1, "", "file is empty: it has a header but no records")
+    return records
 
 
 def _jsonl_records(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict[str, str]]]:
@@ -149,7 +148,7 @@ def _jsonl_records(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int,
         yield number, record
 
 
-def _read_table(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict[str, str]]]:
+def _read_table(path: Path, required: tuple[str, ...]) -> Iterable[tuple[int, dict[str, str]]]:
     suffix = path.suffix.lower()
     if suffix == ".csv":
         return _csv_records(path, required)
@@ -321,4 +320,3 @@ def read_corpus(settings: DataSettings) -> Corpus:
         annotations_path=str(annotations_path),
         synthetic=synthetic,
     )
-

@@ -41,9 +41,8 @@ def _ends_sentence(line: str, match: re.Match[str]) -> bool:
             return False
         if len(bare) == 1 and bare.isalpha() and token[-1:].isupper():
             return False  # an initial, as in "J. K. Rowling"
-        if token.isdigit() and len(before) == 1:
-            return False  # a numbered list item: "1. woke up at 4"
-        return True
+        # A number that starts the line is a list marker ("1. woke up at 4"), not a sentence end.
+        return not (token.isdigit() and len(before) == 1)
     # Two or more periods or an ellipsis character: often a pause mid-sentence in informal writing.
     return next_char.isupper() or next_char.isdigit()
 

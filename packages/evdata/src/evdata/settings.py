@@ -25,9 +25,9 @@ class DataSettings:
     """``empty``: one example per post, empty question; ``symptom``: one example per (post, symptom)."""
     fuzzy_threshold: float = 90.0
     """Minimum rapidfuzz ratio (0-100) between annotation and post sentence for a fuzzy alignment."""
-    semantic_threshold: float = 0.75
+    semantic_threshold: float = 0.60
     """Minimum cosine similarity for a semantic alignment."""
-    semantic_margin: float = 0.05
+    semantic_margin: float = 0.10
     """The best post sentence must beat the runner-up by this much cosine, or the row stays unaligned."""
     use_semantic: bool = True
     """Run the semantic alignment step (needs the sentence encoder of evmodel)."""

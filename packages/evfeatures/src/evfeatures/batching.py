@@ -138,7 +138,7 @@ def subsample_negatives(has_answer: Sequence[bool] | np.ndarray, ratio: float, s
     mask = np.asarray(has_answer, dtype=bool).reshape(-1)
     positives = np.flatnonzero(mask)
     negatives = np.flatnonzero(~mask)
-    keep = int(round(ratio * negatives.size))
+    keep = round(ratio * negatives.size)
     rng = np.random.default_rng([seed, epoch])
     chosen = rng.choice(negatives, size=keep, replace=False) if keep else np.empty(0, dtype=np.int64)
     return np.sort(np.concatenate([positives, chosen]).astype(np.int64))

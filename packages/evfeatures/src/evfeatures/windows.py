@@ -35,6 +35,10 @@ def _as_int64_tuple(arrays: Sequence[Any]) -> tuple[np.ndarray, ...]:
     return tuple(np.asarray(a, dtype=np.int64) for a in arrays)
 
 
+def _as_offsets_tuple(arrays: Sequence[Any]) -> tuple[np.ndarray, ...]:
+    return tuple(np.asarray(a, dtype=np.int64).reshape(-1, 2) for a in arrays)
+
+
 @attrs.frozen(eq=False)
 class Windows:
     """Model inputs for a list of examples: one entry per window, unpadded.
@@ -47,7 +51,7 @@ class Windows:
 
     input_ids: tuple[np.ndarray, ...] = attrs.field(converter=_as_int64_tuple)
     token_type_ids: tuple[np.ndarray, ...] | None = attrs.field(converter=attrs.converters.optional(_as_int64_tuple))
-    offsets: tuple[np.ndarray, ...] = attrs.field(converter=_as_int64_tuple)
+    offsets: tuple[np.ndarray, ...] = attrs.field(converter=_as_offsets_tuple)
     example_index: np.ndarray = attrs.field(converter=lambda a: np.asarray(a, dtype=np.int64).reshape(-1))
     start_positions: np.ndarray = attrs.field(converter=lambda a: np.asarray(a, dtype=np.int64).reshape(-1))
     end_positions: np.ndarray = attrs.field(converter=lambda a: np.asarray(a, dtype=np.int64).reshape(-1))
@@ -175,8 +179,9 @@ def check_window_settings(settings: FeatureSettings, tokenizer: Any, questions: 
 
 def context_offsets(offsets: np.ndarray | Sequence[tuple[int, int]], sequence_ids: Sequence[int | None]) -> np.ndarray:
     """Offsets ``[n, 2]`` (int64) with ``(-1, -1)`` for every token not in the context (sequence id 1)."""
-    out = np.asarray(offsets, dtype=np.int64).reshape(-1, 2).copy()
-    is_context = np.fromiter((s == 1 for s in sequence_ids), dtype=bool, count=len(sequence_ids))
+    out = np.array(offsets, dtype=np.int64).reshape(-1, 2)
+    # As floats, None becomes NaN, so the conversion runs in C rather than a Python loop per token.
+    is_context = np.array(sequence_ids, dtype=np.float64) == 1
     out[~is_context] = -1
     return out
 
@@ -184,10 +189,12 @@ def context_offsets(offsets: np.ndarray | Sequence[tuple[int, int]], sequence_id
 def answer_token_span(offsets: np.ndarray, start: int, end: int) -> tuple[int, int] | None:
     """Token indices ``(s, e)`` covering characters ``[start, end)`` if they lie wholly inside this window's context.
 
-    ``offsets`` are a window's offsets with ``(-1, -1)`` outside the context. ``s`` is the last
-    context token starting at or before ``start``, ``e`` the first ending at or after ``end``, so
-    ``offsets[s][0] <= start`` and ``offsets[e][1] >= end``. None when the window's context does not
-    reach from ``start`` to ``end`` or the span is empty.
+    ``offsets`` are a window's offsets with ``(-1, -1)`` outside the context. ``s`` is the context
+    token with the latest start at or before ``start``, ``e`` the one with the earliest end at or
+    after ``end``, so ``offsets[s][0] <= start`` and ``offsets[e][1] >= end``; where several tokens
+    share those offsets (one character can become several tokens), ``s`` is the first and ``e`` the
+    last of them. None when the window's context does not reach from ``start`` to ``end`` or the
+    span is empty.
     """
     if end <= start:
         return None
@@ -199,8 +206,8 @@ def answer_token_span(offsets: np.ndarray, start: int, end: int) -> tuple[int, i
     if starts[0] > start or ends[-1] < end:
         return None
     # Offsets of a context are non-decreasing, so binary search finds the covering tokens.
-    i = int(np.searchsorted(starts, start, side="right")) - 1
-    j = int(np.searchsorted(ends, end, side="left"))
+    i = int(np.searchsorted(starts, starts[np.searchsorted(starts, start, side="right") - 1], side="left"))
+    j = int(np.searchsorted(ends, ends[np.searchsorted(ends, end, side="left")], side="right")) - 1
     if i > j:
         return None
     return int(positions[i]), int(positions[j])
@@ -246,6 +253,29 @@ def _find_cls_index(tokenizer: Any, first_ids: np.ndarray) -> int:
         return 0
     hits = np.flatnonzero(first_ids == cls_id)
     return int(hits[0]) if hits.size else 0
+
+
+def _check_coverage(examples: Sequence[QAExample], offsets: Sequence[np.ndarray], example_index: Sequence[int]) -> None:
+    """Fail loudly if the tokenizer's overflow dropped the end of a context.
+
+    Some tokenizers/transformers releases return fewer overflowing windows than the stride asks for;
+    training on such windows would silently ignore the end of long posts.
+    """
+    reach = np.zeros(len(examples), dtype=np.int64)
+    for off, ex in zip(offsets, example_index):
+        if off.size:
+            reach[ex] = max(reach[ex], int(off[:, 1].max()))
+    for i, example in enumerate(examples):
+        tail = example.context[reach[i] :]
+        if any(ch.isalnum() for ch in tail):
+            import tokenizers
+            import transformers
+
+            raise RuntimeError(
+                f"example {example.id}: the tokenizer's windows stop at character {reach[i]} of {len(example.context)}; "
+                f"overflowing windows were dropped (transformers {transformers.__version__}, tokenizers {tokenizers.__version__}). "
+                "Use the versions evspan is tested with, or report this."
+            )
 
 
 def build_windows(examples: Sequence[QAExample], tokenizer: Any, settings: FeatureSettings) -> Windows:
@@ -309,6 +339,7 @@ def build_windows(examples: Sequence[QAExample], tokenizer: Any, settings: Featu
             starts.append(s)
             ends.append(e)
 
+    _check_coverage(examples, offsets, example_index)
     return Windows(
         input_ids=tuple(input_ids),
         token_type_ids=None if type_ids is None else tuple(type_ids),

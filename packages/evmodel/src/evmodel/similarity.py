@@ -34,6 +34,13 @@ class EncoderSimilarity:
         self._tokenizer: PreTrainedTokenizerBase | None = None
         self._model: PreTrainedModel | None = None
 
+    @property
+    def cache_key(self) -> str:
+        """Identifies the scorer for evdata's alignment cache: the resolved encoder and its weights' size."""
+        path = resolve_model(self.name, self.settings)
+        weights = path / "model.safetensors"
+        return f"{path.resolve()}:{weights.stat().st_size if weights.exists() else 0}:mean-pool-cosine-fp32"
+
     def _load(self) -> tuple[PreTrainedTokenizerBase, PreTrainedModel]:
         if self._tokenizer is None or self._model is None:
             path = resolve_model(self.name, self.settings)

@@ -83,8 +83,12 @@ def trial_settings(context: TrialContext, values: dict[str, Any]) -> RunSettings
     )
 
 
-def pruning_hook(trial: optuna.Trial, metric: str) -> EvaluationHook:
-    """Report the validation metric after every evaluation; raise ``TrialPruned`` when the pruner says so."""
+def pruning_hook(trial: optuna.Trial, metric: str, epochs: int) -> EvaluationHook:
+    """Report the validation metric after every evaluation; raise ``TrialPruned`` when the pruner says so.
+
+    The last evaluation of a run is reported but never pruned: the work is done by then, and a
+    trial that trained to its end is complete (Hyperband would otherwise judge it at its top rung).
+    """
 
     def hook(progress: dict[str, Any], metrics: dict[str, float]) -> None:
         value = float(metrics[metric])
@@ -93,7 +97,8 @@ def pruning_hook(trial: optuna.Trial, metric: str) -> EvaluationHook:
         if not math.isfinite(value):
             raise FloatingPointError(f"validation {metric} is {value} at evaluation {step}")
         trial.report(value, step)
-        if trial.should_prune():
+        last = bool(progress.get("done")) or progress["epoch"] + 1 >= epochs
+        if not last and trial.should_prune():
             raise optuna.TrialPruned(f"pruned after evaluation {step} (epoch {progress['epoch'] + 1}): val {metric} {value:.2f}")
 
     return hook
@@ -118,7 +123,7 @@ def run_trial(study: optuna.Study, trial: optuna.Trial, context: TrialContext) -
             settings,
             context.dataset,
             run,
-            on_evaluation=pruning_hook(trial, settings.train.metric),
+            on_evaluation=pruning_hook(trial, settings.train.metric, settings.train.epochs),
             evaluate_test=False,
             show_progress=False,
         )
@@ -136,7 +141,7 @@ def run_trial(study: optuna.Study, trial: optuna.Trial, context: TrialContext) -
     finally:
         if not context.search.keep_trial_models:
             _drop_weights(run_dir)
-    with _deferred_interrupts():
+    with deferred_interrupts():
         if reason:
             trial.set_user_attr(ATTR_REASON, _one_line(reason))
         study.tell(trial, value if state == TrialState.COMPLETE else None, state=state)
@@ -166,7 +171,7 @@ def _one_line(text: str) -> str:
 
 
 @contextlib.contextmanager
-def _deferred_interrupts() -> Iterator[None]:
+def deferred_interrupts() -> Iterator[None]:
     """Hold SIGINT/SIGTERM while a trial's outcome is written, so a second Ctrl-C cannot leave it RUNNING."""
     received: list[int] = []
     previous: dict[int, Any] = {}

@@ -32,6 +32,7 @@ HEADINGS = {
 HISTORY_PNG = "optimization_history.png"
 IMPORTANCES_PNG = "param_importances.png"
 SUMMARY_JSON = "summary.json"
+TRIALS_JSON = "trials.json"
 
 
 def format_value(name: str, value: Any) -> str:
@@ -154,10 +155,28 @@ def write_plots(study: optuna.Study, folder: Path) -> dict[str, str]:
     return done
 
 
+def trial_records(study: optuna.Study) -> list[dict[str, Any]]:
+    """One flat-ish dict per trial: number, state, value, duration, params, validation F1 per epoch, note."""
+    return [
+        {
+            "number": t.number,
+            "state": t.state.name,
+            "value": t.value,
+            "duration_seconds": _seconds(t),
+            "params": t.params,
+            "val_f1": {str(k): v for k, v in sorted(t.intermediate_values.items())},
+            "note": t.user_attrs.get(ATTR_REASON, "")
+            or (f"baseline: {t.user_attrs[ATTR_BASELINE]}" if t.user_attrs.get(ATTR_BASELINE) else ""),
+        }
+        for t in study.get_trials(deepcopy=False)
+    ]
+
+
 def write_summary(study: optuna.Study, search: SearchSettings, folder: Path, extra: dict[str, Any]) -> Path:
-    """``summary.json``: counts, the best trial, every trial's state, params, value and note."""
+    """``trials.json`` (every trial; what ``invoke report --study`` reads) and ``summary.json`` (counts, the best trial); returns the latter."""
     trials = study.get_trials(deepcopy=False)
     best = _best_number(study)
+    atomic_write_json(folder / TRIALS_JSON, trial_records(study))
     record = {
         "study": study.study_name,
         "storage": describe_storage(search),
@@ -168,18 +187,7 @@ def write_summary(study: optuna.Study, search: SearchSettings, folder: Path, ext
         "best": None
         if best is None
         else {"number": best, "value": study.best_trial.value, "params": {**space.fixed_values(search), **study.best_trial.params}},
-        "trials": [
-            {
-                "number": t.number,
-                "state": t.state.name,
-                "params": t.params,
-                "value": t.value,
-                "intermediate": {str(k): v for k, v in sorted(t.intermediate_values.items())},
-                "seconds": _seconds(t),
-                "note": t.user_attrs.get(ATTR_REASON, ""),
-            }
-            for t in trials
-        ],
+        "trials_file": TRIALS_JSON,
         **extra,
     }
     return atomic_write_json(folder / SUMMARY_JSON, record)

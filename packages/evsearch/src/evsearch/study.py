@@ -11,6 +11,7 @@ so the study never finishes more trials than requested and none runs twice.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import hashlib
 import json
 import socket
@@ -29,7 +30,7 @@ from optuna.trial import FrozenTrial, TrialState
 from evdata.atomic import atomic_write_json
 from evdata.config import SettingsError
 from evsearch import space
-from evsearch.objective import ATTR_BASELINE, ATTR_REASON, ATTR_WORKER, TrialContext, TrialOutcome, run_trial
+from evsearch.objective import ATTR_BASELINE, ATTR_REASON, ATTR_WORKER, TrialContext, TrialOutcome, deferred_interrupts, run_trial
 from evsearch.settings import SearchSettings
 from evtrain.runs import RunError
 from evtrain.settings import RunSettings
@@ -38,6 +39,8 @@ FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 # RDB storages record a heartbeat per running trial; one silent for GRACE seconds is failed (its worker died).
 HEARTBEAT_SECONDS = 30
 GRACE_SECONDS = 180
+# A RUNNING trial that never got its worker attribute this long after it started was orphaned at birth.
+ORPHAN_SECONDS = 600
 SURPLUS_REASON = "not run: the study already had its requested trials running or finished (another worker claimed the last one)"
 
 
@@ -132,8 +135,8 @@ def make_pruner(search: SearchSettings, base: RunSettings) -> optuna.pruners.Bas
 
 def create_or_load_study(search: SearchSettings, base: RunSettings) -> tuple[optuna.Study, bool]:
     """Open the study (creating it, and its baseline trial, the first time); returns it and whether it is new."""
-    _claim_study_dir(search)
     storage = open_storage(search)
+    _claim_study_dir(search)
     pruner = make_pruner(search, base)
     try:
         study = optuna.create_study(
@@ -194,6 +197,15 @@ def fail_dead_trials(study: optuna.Study) -> list[int]:
         owner = str(t.user_attrs.get(ATTR_WORKER, ""))
         name, _, rest = owner.partition(":")
         pid, _, started = rest.partition(":")
+        if not owner:
+            # The worker attribute is written right after the trial is claimed; without it after minutes,
+            # the claiming process died in between.
+            started_at = t.datetime_start or datetime.datetime.now()
+            if (datetime.datetime.now() - started_at).total_seconds() > ORPHAN_SECONDS and _fail(
+                study, t, f"claimed but never started by its worker (no worker recorded after {ORPHAN_SECONDS // 60} minutes)"
+            ):
+                failed.append(t.number)
+            continue
         if name != host or not pid.isdigit():
             continue
         try:
@@ -254,6 +266,30 @@ def _heartbeat(study: optuna.Study, trial: optuna.Trial) -> Iterator[None]:
         thread.join()
 
 
+def _claim(study: optuna.Study, target: int) -> tuple[optuna.Trial, bool]:
+    """Ask for a trial; end it unrun (and say so) if lower-numbered trials already fill the study.
+
+    Ctrl-C is held until the claim is settled, and a claimed trial it interrupts is failed, so no
+    trial is ever left RUNNING without a worker.
+    """
+    trial = None
+    try:
+        with deferred_interrupts():
+            with warnings.catch_warnings():
+                # Optuna expects heartbeats only under Study.optimize; this loop records them itself (_heartbeat).
+                warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
+                trial = study.ask()
+            surplus = _is_surplus(study, trial, target)
+            if surplus:
+                trial.set_user_attr(ATTR_REASON, SURPLUS_REASON)
+                study.tell(trial, state=TrialState.FAIL)
+    except KeyboardInterrupt:
+        if trial is not None:
+            _fail(study, study._storage.get_trial(trial._trial_id), "interrupted before it started")
+        raise
+    return trial, surplus
+
+
 def _is_surplus(study: optuna.Study, trial: optuna.Trial, target: int) -> bool:
     """True when the trials numbered below ``trial`` (finished, running or waiting) already reach ``target``."""
     live = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
@@ -293,10 +329,8 @@ def run_worker(
             time.sleep(poll_seconds)
             continue
         study.sampler = make_sampler(context.search, f"{len(trials)}:{salt}")
-        trial = study.ask()
-        if _is_surplus(study, trial, target):
-            trial.set_user_attr(ATTR_REASON, SURPLUS_REASON)
-            study.tell(trial, state=TrialState.FAIL)
+        trial, surplus = _claim(study, target)
+        if surplus:
             continue
         with _heartbeat(study, trial):
             outcome = run_trial(study, trial, context)

@@ -10,19 +10,19 @@ import attrs
 from rich.console import Console
 from rich.table import Table
 
+from evdata.align import SentenceSimilarity
 from evdata.atomic import atomic_write_json
 from evdata.dataset import Dataset, load_dataset
-from evdata.align import SentenceSimilarity
 from evfeatures.windows import build_windows
 from evmodel.checkpoint import load_checkpoint
 from evmodel.device import resolve_device
+from evtrain.components import configure_threads
 from evtrain.evaluation import evaluate_windows, prediction_records
 from evtrain.loop import RunResult, train
 from evtrain.precision import resolve_precision
 from evtrain.predict import predict_posts, read_input_posts
 from evtrain.runs import RUNS_ROOT, RunError, RunPaths, new_run, resolve_run, update_latest
 from evtrain.settings import RunSettings
-from evtrain.components import configure_threads
 from evtrain.summary import print_run_summary
 
 
@@ -83,7 +83,14 @@ def run_evaluation(
     windows = build_windows(examples, tokenizer, settings.features)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     result = evaluate_windows(
-        model, examples, windows, settings.features, batch_size=settings.train.eval_batch_size, pad_token_id=pad_id, device=device, precision=precision
+        model,
+        examples,
+        windows,
+        settings.features,
+        batch_size=settings.train.eval_batch_size,
+        pad_token_id=pad_id,
+        device=device,
+        precision=precision,
     )
     metrics = {"split": split, **result.metrics, "seconds": result.seconds, "windows": result.windows}
     atomic_write_json(run.split_metrics(split), metrics)
@@ -148,7 +155,12 @@ def run_prediction(
         table.add_column(col)
     for r in sorted(records, key=lambda r: -(r["score"] or -1e9))[:15]:
         text = r["prediction_text"].replace("\n", " ")
-        table.add_row(r["post_id"], r["symptom"] or "-", f"{r['score']:.2f}" if r["score"] is not None else "-", text[:90] + ("…" if len(text) > 90 else ""))
+        table.add_row(
+            r["post_id"],
+            r["symptom"] or "-",
+            f"{r['score']:.2f}" if r["score"] is not None else "-",
+            text[:90] + ("…" if len(text) > 90 else ""),
+        )
     console.print(table)
     console.print(f"wrote {len(records)} records to {out}")
     return out

@@ -72,7 +72,9 @@ def total_optimizer_steps(batches_per_epoch: int, settings: TrainSettings) -> in
     return min(total, settings.max_steps) if settings.max_steps else total
 
 
-def window_loader(windows: Windows, batches: Sequence[Sequence[int]], pad_token_id: int, settings: TrainSettings, device: torch.device) -> DataLoader:
+def window_loader(
+    windows: Windows, batches: Sequence[Sequence[int]], pad_token_id: int, settings: TrainSettings, device: torch.device
+) -> DataLoader:
     """A DataLoader over precomputed batches of window indices; each batch padded to its own longest member."""
     workers = settings.num_workers
     return DataLoader(

@@ -25,12 +25,19 @@ from evmodel.device import resolve_device
 from evmodel.loading import load_tokenizer, resolve_model
 from evmodel.qa import EvidenceQA
 from evtrain.baselines import baseline_scores
+from evtrain.components import (
+    build_optimizer,
+    configure_threads,
+    linear_warmup_decay,
+    seed_everything,
+    total_optimizer_steps,
+    window_loader,
+)
 from evtrain.evaluation import EvalResult, evaluate_windows, prediction_records
 from evtrain.plots import plot_training_curves
 from evtrain.precision import resolve_precision
 from evtrain.runs import RunPaths, attach_log, detach_log
 from evtrain.settings import RunSettings
-from evtrain.components import build_optimizer, configure_threads, linear_warmup_decay, seed_everything, total_optimizer_steps, window_loader
 from evtrain.state import latest_state, load_state, save_state
 
 log = logging.getLogger("evtrain")
@@ -209,7 +216,12 @@ class _Trainer:
         loader = window_loader(tw, batches[skip:], self.pad_id, self.t, self.device)
         accum = self.t.grad_accum_steps
         bar = tqdm(
-            total=len(batches), initial=skip, desc=f"epoch {p['epoch'] + 1}/{self.t.epochs}", unit="batch", disable=not self.show_progress, dynamic_ncols=True
+            total=len(batches),
+            initial=skip,
+            desc=f"epoch {p['epoch'] + 1}/{self.t.epochs}",
+            unit="batch",
+            disable=not self.show_progress,
+            dynamic_ncols=True,
         )
         tick = time.perf_counter()
         self.model.train()
@@ -244,7 +256,12 @@ class _Trainer:
                     tick = time.perf_counter()
                 if reached_max:
                     p["done"] = True
-                if self.t.save_state_every_steps and p["global_step"] % self.t.save_state_every_steps == 0 and not last_of_epoch and not p["done"]:
+                if (
+                    self.t.save_state_every_steps
+                    and p["global_step"] % self.t.save_state_every_steps == 0
+                    and not last_of_epoch
+                    and not p["done"]
+                ):
                     self._save_state(p)
             bar.update(1)
             if stop["signal"] is not None:

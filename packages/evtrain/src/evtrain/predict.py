@@ -32,7 +32,9 @@ def read_input_posts(path: str | Path) -> list[Post]:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text (byte {exc.start})", file=str(path), line=raw[: exc.start].count(b"\n") + 1, column="text") from None
+        raise DataError(
+            f"{path}: not UTF-8 text (byte {exc.start})", file=str(path), line=raw[: exc.start].count(b"\n") + 1, column="text"
+        ) from None
     if not text.strip():
         raise DataError(f"{path}: the file holds no text to analyse", file=str(path), line=1, column="text")
     return [Post(post_id=path.stem, text=text, line=1)]
@@ -76,7 +78,18 @@ def predict_posts(
             examples = [ex for post in chunk if post.text.strip() for ex in questions_for(post, question_mode)]
             for post in chunk:
                 if not post.text.strip():
-                    records.append({"post_id": post.post_id, "symptom": "", "question": "", "prediction_text": "", "start": 0, "end": 0, "score": None, "note": "empty post"})
+                    records.append(
+                        {
+                            "post_id": post.post_id,
+                            "symptom": "",
+                            "question": "",
+                            "prediction_text": "",
+                            "start": 0,
+                            "end": 0,
+                            "score": None,
+                            "note": "empty post",
+                        }
+                    )
             if examples:
                 windows = build_windows(examples, tokenizer, features)
                 start, end = window_logits(model, windows, batch_size=batch_size, pad_token_id=pad_id, device=device, precision=precision)

@@ -69,7 +69,10 @@ class TrainSettings:
                 (0 <= self.warmup_ratio < 1, f"warmup_ratio: must be within [0, 1), got {self.warmup_ratio}"),
                 (self.max_grad_norm >= 0, f"max_grad_norm: must be >= 0 (0 = no clipping), got {self.max_grad_norm}"),
                 (self.precision in ("auto", "off", "bf16", "fp16"), f"precision: must be auto|off|bf16|fp16, got {self.precision!r}"),
-                (self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda"), f"device: must be auto, cpu, cuda or cuda:N, got {self.device!r}"),
+                (
+                    self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda"),
+                    f"device: must be auto, cpu, cuda or cuda:N, got {self.device!r}",
+                ),
                 (self.num_threads >= 0, f"num_threads: must be >= 0, got {self.num_threads}"),
                 (self.num_workers >= 0, f"num_workers: must be >= 0, got {self.num_workers}"),
                 (not self.persistent_workers or self.num_workers > 0, "persistent_workers: needs num_workers > 0"),
@@ -95,12 +98,12 @@ class RunSettings:
     SCHEMA: ClassVar[dict[str, type]] = {"data": DataSettings, "features": FeatureSettings, "model": ModelSettings, "train": TrainSettings}
 
     @classmethod
-    def load(cls, path: str | Path, overrides: tuple[str, ...] | list[str] = ()) -> "RunSettings":
+    def load(cls, path: str | Path, overrides: tuple[str, ...] | list[str] = ()) -> RunSettings:
         """Read settings.toml (its ``[search]`` table is left to evsearch) and apply ``--set`` overrides."""
         return cls(**load_sections(path, cls.SCHEMA, overrides=overrides, known_sections=ALL_SECTIONS))
 
     @classmethod
-    def from_mapping(cls, raw: dict[str, Any], overrides: tuple[str, ...] | list[str] = ()) -> "RunSettings":
+    def from_mapping(cls, raw: dict[str, Any], overrides: tuple[str, ...] | list[str] = ()) -> RunSettings:
         """Structure already-parsed TOML data."""
         return cls(**structure_sections(raw, cls.SCHEMA, overrides=overrides, known_sections=ALL_SECTIONS))
 

@@ -119,8 +119,9 @@ def _style(text: str, style: str) -> str:
 
 
 def _word_target(rng: random.Random) -> int:
-    # log-normal: median e^mu, mean e^(mu + sigma^2/2) -> median ~170, mean ~290 before evidence is added.
-    return max(2, min(6990, round(math.exp(rng.gauss(math.log(172), 1.02)))))
+    # Log-normal: median e^mu, mean e^(mu + sigma^2 / 2); with the evidence sentences added, posts end
+    # up near the real corpus (median ~180 words, mean ~300).
+    return max(2, min(6990, round(math.exp(rng.gauss(math.log(168), 0.97)))))
 
 
 def _choose_symptoms(rng: random.Random) -> tuple[list[str], tuple[str, str, str, str] | None]:
@@ -148,9 +149,8 @@ def _post_items(rng: random.Random) -> list[_Item]:
         text, para = _sentence_pair(rng, combined[0], combined[1])
         items.append(_Item(text, para, ((combined[2], 1), (combined[3], 1)), "evidence"))
     for symptom in symptoms:
-        if combined is not None and symptom in combined[2:]:
-            if rng.random() < 0.7:
-                continue  # the shared sentence is often the only evidence for its two symptoms
+        if combined is not None and symptom in combined[2:] and rng.random() < 0.7:
+            continue  # the shared sentence is often the only evidence for its two symptoms
         n = rng.choices((1, 2, 3), weights=(0.62, 0.28, 0.10))[0]
         for core, para_core in rng.sample(phrases.EVIDENCE[symptom], n):
             text, para = _sentence_pair(rng, core, para_core)
@@ -183,11 +183,10 @@ def _filler(rng: random.Random, used: set[str]) -> str:
     return text
 
 
-def _assemble(rng: random.Random, items: list[_Item]) -> list[str | _Item]:
-    """Order a post: optional intro, filler and annotated sentences interleaved, optional outro."""
-    target = _word_target(rng)
+def _assemble(rng: random.Random, items: list[_Item], target: int) -> list[str | _Item]:
+    """Order a post of about ``target`` words: optional intro, filler and annotated sentences interleaved, optional outro."""
     words = sum(len(item.text.split()) for item in items)
-    if not items and target < 8:
+    if not items and target < 15:
         return [_join("", _fill(rng, rng.choice(phrases.SHORT_POSTS), {}), "")]
     used: set[str] = set()
     body: list[str | _Item] = []
@@ -298,23 +297,28 @@ def generate(seed: int = DEFAULT_SEED, n_posts: int = DEFAULT_POSTS) -> tuple[li
     """Generate ``n_posts`` posts and their annotation rows; also returns how many rows used each variant."""
     rng = random.Random(seed)
     numbers = rng.sample(range(1000, 10000), n_posts)
+    # Lengths come from their own stream and every post from its own generator, so tuning one
+    # part of the recipe does not reshuffle every post after it.
+    lengths = random.Random(f"{seed}:lengths")
+    targets = [_word_target(lengths) for _ in range(n_posts)]
+    # A few long posts are guaranteed so the demo always has posts needing many stride windows.
+    for i in lengths.sample(range(n_posts), min(3, n_posts)):
+        targets[i] = lengths.randint(2100, 3500)
     posts: list[dict[str, str]] = []
     rows: list[dict[str, str]] = []
     variants: Counter[str] = Counter()
-    # A few long posts are guaranteed so the demo always has posts needing many stride windows.
-    long_posts = set(rng.sample(range(n_posts), min(3, n_posts)))
     for i, number in enumerate(numbers):
+        rng = random.Random(f"{seed}:post:{i}")
         post_id = f"s_{number}_{rng.randint(1, 99)}"
         items = _post_items(rng)
-        body = _assemble(rng, items)
-        if i in long_posts:
-            used: set[str] = set()
-            body.extend(_filler(rng, used) for _ in range(rng.randint(170, 260)))
+        body = _assemble(rng, items, targets[i])
         style = _pick(rng, STYLES)
         text, placed = _render(rng, body, style)
         posts.append({"post_id": post_id, "text": text})
         for index, styled, item in placed:
-            table = EVIDENCE_VARIANTS if item.kind == "evidence" else DISTRACTOR_VARIANTS if item.kind == "distractor" else {"verbatim": 1.0}
+            table = (
+                EVIDENCE_VARIANTS if item.kind == "evidence" else DISTRACTOR_VARIANTS if item.kind == "distractor" else {"verbatim": 1.0}
+            )
             sentence, variant = _annotation_text(rng, _pick(rng, table), styled, item, text)
             for symptom, status in item.labels:
                 variants[variant] += 1

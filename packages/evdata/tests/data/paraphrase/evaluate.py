@@ -62,7 +62,16 @@ def evaluate(settings: DataSettings, similarity: SentenceSimilarity | None) -> t
         else:
             verdict = "correct" if got.strip() == want.strip() else "WRONG"
         counts[verdict] += 1
-        rows.append({"sentence_id": alignment.annotation.sentence_id, "verdict": verdict, "method": alignment.method, "score": round(alignment.score, 3), "got": got, "want": want})
+        rows.append(
+            {
+                "sentence_id": alignment.annotation.sentence_id,
+                "verdict": verdict,
+                "method": alignment.method,
+                "score": round(alignment.score, 3),
+                "got": got,
+                "want": want,
+            }
+        )
     return counts, rows
 
 
@@ -81,7 +90,11 @@ def main() -> None:
         base = attrs.evolve(base, semantic_threshold=args.threshold)
     if args.margin is not None:
         base = attrs.evolve(base, semantic_margin=args.margin)
-    grid = [(t / 100, m / 100) for t in range(50, 81, 5) for m in (0, 2, 4, 5, 6, 8, 10)] if args.grid else [(base.semantic_threshold, base.semantic_margin)]
+    grid = (
+        [(t / 100, m / 100) for t in range(50, 81, 5) for m in (0, 2, 4, 5, 6, 8, 10)]
+        if args.grid
+        else [(base.semantic_threshold, base.semantic_margin)]
+    )
     for threshold, margin in grid:
         counts, rows = evaluate(attrs.evolve(base, semantic_threshold=threshold, semantic_margin=margin), scorer)
         print(f"threshold {threshold:.2f} margin {margin:.2f}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))

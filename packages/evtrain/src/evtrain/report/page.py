@@ -32,6 +32,7 @@ OUTCOME_SHORT = {
     "spurious": "where none",
     "correct_empty": "empty",
 }
+METRIC_NAMES = {"f1": "F1", "exact_match": "exact match"}
 BASELINE_NAMES = {"first_sentence": "first sentence", "keyword_sentence": "keyword sentence"}
 
 
@@ -94,6 +95,7 @@ def _shown_outcomes(records: Sequence[ExampleRecord]) -> list[tuple[str, str, st
 
 def _summary(inputs: RunInputs, overall: GroupFigures) -> str:
     m = inputs.metrics
+    best = m.get("best") or {}
     recorded = inputs.split_metrics or {}
     parts = [
         tag(
@@ -105,7 +107,7 @@ def _summary(inputs: RunInputs, overall: GroupFigures) -> str:
                 if overall.with_evidence < overall.examples
                 else ""
             )
-            + _stat(_fmt((m.get("best") or {}).get("value"), ".1f"), f"best validation {(m.get('best') or {}).get('metric', 'f1')} (%)")
+            + _stat(_fmt(best.get("value"), ".1f"), f"best validation {METRIC_NAMES.get(best.get('metric'), 'F1')} (%)")
             + _stat(f"{overall.examples:,}", "examples")
             + _stat(f"{overall.posts:,}", "posts"),
             class_="headline",
@@ -181,7 +183,7 @@ def _training_card(inputs: RunInputs) -> str:
     lines = []
     if best:
         lines.append(
-            f"Best checkpoint: epoch {_fmt(best.get('epoch'), 'd')}, step {_fmt(best.get('step'), 'd')}, val {best.get('metric', '')} {_fmt(best.get('value'), '.1f')}."
+            f"Best checkpoint: epoch {_fmt(best.get('epoch'), 'd')}, step {_fmt(best.get('step'), 'd')}, validation {METRIC_NAMES.get(best.get('metric'), 'F1')} {_fmt(best.get('value'), '.1f')}."
         )
     if m.get("stopped_early"):
         lines.append("Training stopped early (no improvement within the patience).")

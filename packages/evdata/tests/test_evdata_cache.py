@@ -1,0 +1,52 @@
+"""The alignment cache returns exactly what a fresh alignment returns, and misses when an input changes."""
+
+import attrs
+
+from evdata.cache import alignment_key
+from evdata.dataset import load_dataset
+from evdata.readers import read_corpus
+from evdata.settings import DataSettings
+
+
+class CountingSimilarity:
+    """Word-overlap cosine stand-in that counts its calls."""
+
+    cache_key = "counting-v1"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def similarity(self, queries, candidates):
+        self.calls += 1
+
+        def vec(s):
+            return set(s.lower().split())
+
+        return [[len(vec(q) & vec(c)) / ((len(vec(q)) * len(vec(c))) ** 0.5 or 1) for c in candidates] for q in queries]
+
+
+def test_cache_hit_equals_fresh_alignment(tmp_path):
+    settings = DataSettings()
+    scorer = CountingSimilarity()
+    fresh = load_dataset(settings, scorer, cache_dir=tmp_path)
+    calls = scorer.calls
+    assert calls > 0 and len(list(tmp_path.glob("alignment-*.json"))) == 1
+    again = load_dataset(settings, scorer, cache_dir=tmp_path)
+    assert scorer.calls == calls  # served from the cache
+    assert again.alignment == fresh.alignment
+    assert again.split == fresh.split
+
+
+def test_key_changes_with_thresholds_and_scorer():
+    settings = DataSettings()
+    corpus = read_corpus(settings)
+    scorer = CountingSimilarity()
+    key = alignment_key(corpus, settings, scorer)
+    assert key != alignment_key(corpus, attrs.evolve(settings, semantic_threshold=0.9), scorer)
+    assert key != alignment_key(corpus, settings, None)
+
+    class Other(CountingSimilarity):
+        cache_key = "other"
+
+    assert key != alignment_key(corpus, settings, Other())
+    assert alignment_key(corpus, settings, object()) is None  # no cache_key: never cached

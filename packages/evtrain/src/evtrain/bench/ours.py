@@ -1,0 +1,167 @@
+"""evspan's side of the benchmark: the real training loop (``evtrain.loop.train``) and its evaluation.
+
+Nothing is re-implemented here: the loop trains with the settings' levers (length-grouped batches
+padded to their longest window, autocast precision, optional torch.compile, fused AdamW) and
+validates after the last step with ``evaluate_windows`` (forward over length-sorted batches +
+vectorised decoding + SQuAD scoring), timing both itself. This module only builds the settings
+for a fixed number of steps and re-derives the loop's batch plan to count padded tokens and FLOPs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+import numpy as np
+
+from evdata.align import AlignmentResult
+from evdata.dataset import Dataset
+from evdata.records import Corpus, QAExample, Split
+from evfeatures.batching import length_grouped_batches, subsample_negatives
+from evfeatures.windows import Windows, build_windows
+from evtrain.bench.hardware import batch_flops
+from evtrain.settings import RunSettings
+
+
+def batch_plan(windows: Windows, settings: RunSettings, steps: int) -> list[list[int]]:
+    """The training batches the loop takes for ``steps`` optimizer steps (one batch per step), epoch after epoch.
+
+    Mirrors the loop's epoch order: a fresh negative subsample and length-grouped shuffle per epoch.
+    """
+    t = settings.train
+    plan: list[list[int]] = []
+    epoch = 0
+    while len(plan) < steps:
+        kept = subsample_negatives(windows.has_answer, t.negative_window_ratio, t.seed, epoch)
+        batches = length_grouped_batches(windows.lengths[kept], t.batch_size, group_size=settings.features.length_group_size, seed=t.seed, epoch=epoch)
+        if not batches:
+            raise ValueError("no training batches: the training split has no windows")
+        plan.extend([[int(kept[i]) for i in b] for b in batches])
+        epoch += 1
+    return plan[:steps]
+
+
+def bench_settings(settings: RunSettings, *, steps: int, batch_size: int, epochs: int) -> RunSettings:
+    """``settings`` for a benchmark run: exactly ``steps`` optimizer steps of ``batch_size`` windows, no early stop.
+
+    Validation only after each epoch (the last one ends at ``steps``), no intermediate training states.
+    """
+    train = attrs.evolve(
+        settings.train,
+        batch_size=batch_size,
+        grad_accum_steps=1,
+        max_steps=steps,
+        epochs=epochs,
+        patience=0,
+        eval_every_steps=0,
+        save_state_every_steps=0,
+    )
+    return attrs.evolve(settings, train=train)
+
+
+def _dataset(train: Sequence[QAExample], evaluation: Sequence[QAExample], synthetic: bool) -> Dataset:
+    """A Dataset holding just the two example lists (the loop reads the split and the synthetic flag)."""
+    split = Split(
+        examples={"train": tuple(train), "val": tuple(evaluation), "test": ()},
+        post_ids={
+            "train": tuple(dict.fromkeys(e.post_id for e in train)),
+            "val": tuple(dict.fromkeys(e.post_id for e in evaluation)),
+            "test": (),
+        },
+    )
+    return Dataset(
+        corpus=Corpus(posts=(), annotations=(), synthetic=synthetic),
+        alignment=AlignmentResult(alignments=()),
+        examples=(*train, *evaluation),
+        split=split,
+        posts_without_evidence=0,
+    )
+
+
+def run_ours(
+    settings: RunSettings,
+    tokenizer: Any,
+    config: Any,
+    train_examples: Sequence[QAExample],
+    eval_examples: Sequence[QAExample],
+    *,
+    steps: int,
+    batch_size: int,
+    synthetic: bool,
+    output_dir: str | Path,
+) -> dict[str, Any]:
+    """Train with evspan's loop for ``steps`` steps, validate on ``eval_examples``; throughput and scores."""
+    from evtrain.loop import train
+    from evtrain.runs import new_run
+
+    train_windows = build_windows(train_examples, tokenizer, settings.features)
+    eval_windows = build_windows(eval_examples, tokenizer, settings.features)
+    sized = attrs.evolve(settings, train=attrs.evolve(settings.train, batch_size=batch_size))
+    plan = batch_plan(train_windows, sized, steps)
+    epochs = math.ceil(steps / _batches_per_epoch(train_windows, sized))
+    run_settings = bench_settings(settings, steps=steps, batch_size=batch_size, epochs=epochs)
+
+    result = train(run_settings, _dataset(train_examples, eval_examples, synthetic), new_run(Path(output_dir) / "evspan-run"), evaluate_test=False, show_progress=False)
+    metrics = result.metrics
+    history = metrics["history"]
+    seconds = float(sum(h["train_seconds"] for h in history))
+    loop_tokens = round(sum(h["train_tokens_per_second"] * h["train_seconds"] for h in history))
+
+    lengths = [train_windows.lengths[b] for b in plan]
+    real_tokens = int(sum(int(x.sum()) for x in lengths))
+    last = history[-1]
+    return {
+        "precision": metrics["precision"],
+        "precision_peak": "bf16" if "bf16" in metrics["precision"] else "fp16" if "fp16" in metrics["precision"] else "fp32",
+        "threads": metrics["threads"],
+        "levers": _levers(run_settings),
+        "train": {
+            "steps": int(metrics["optimizer_steps"]),
+            "seconds": seconds,
+            "loss": float(last["train_loss"]),
+            "windows": int(sum(len(b) for b in plan)),
+            "real_tokens": loop_tokens,
+            "padded_tokens": int(sum(len(x) * int(x.max()) for x in lengths)),
+            "useful_flops": float(sum(batch_flops(config, x) for x in lengths)),
+            "executed_flops": float(sum(batch_flops(config, x, int(x.max())) for x in lengths)),
+            # The plan is re-derived here; it must agree with the tokens the loop itself counted.
+            "plan_matches_loop": real_tokens == loop_tokens,
+        },
+        "eval": {
+            "examples": len(eval_examples),
+            "windows": len(eval_windows),
+            "real_tokens": int(eval_windows.lengths.sum()),
+            "padded_tokens": _sorted_padded_tokens(eval_windows.lengths, run_settings.train.eval_batch_size),
+            "seconds": float(last["eval_seconds"]),
+        },
+        "quality": {"f1": float(last["val_f1"]), "exact_match": float(last["val_exact_match"]), "n": len(eval_examples)},
+    }
+
+
+def _batches_per_epoch(windows: Windows, settings: RunSettings) -> int:
+    t = settings.train
+    kept = subsample_negatives(windows.has_answer, t.negative_window_ratio, t.seed, 0)
+    return max(1, math.ceil(len(kept) / t.batch_size))
+
+
+def _sorted_padded_tokens(lengths: np.ndarray, batch_size: int) -> int:
+    from evfeatures.batching import sorted_batches
+
+    return int(sum(len(b) * int(lengths[b].max()) for b in sorted_batches(lengths, batch_size)))
+
+
+def _levers(settings: RunSettings) -> dict[str, Any]:
+    """The settings that decide evspan's speed, as they were for this run."""
+    t = settings.train
+    return {
+        "train.precision": t.precision,
+        "train.compile": t.compile,
+        "train.num_threads": t.num_threads,
+        "train.negative_window_ratio": t.negative_window_ratio,
+        "model.attn_implementation": settings.model.attn_implementation,
+        "features.length_group_size": settings.features.length_group_size,
+        "train.eval_batch_size": t.eval_batch_size,
+    }
