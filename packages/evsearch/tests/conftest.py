@@ -116,6 +116,8 @@ def _search(tmp_path: Path, **changes) -> SearchSettings:
         "warmup_ratio_max": 0.0,
         "max_length": (64,),
         "doc_stride": (16,),
+        "train_fraction": 1.0,
+        "trial_max_steps": 0,
         **changes,
     }
     return SearchSettings(**values)

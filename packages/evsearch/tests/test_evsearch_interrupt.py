@@ -1,6 +1,7 @@
 """A real Ctrl-C (SIGINT) during a trial: the trial is recorded as failed (interrupted), the command stops, the study resumes."""
 
 import io
+import os
 import signal
 import subprocess
 import sys
@@ -14,6 +15,24 @@ from evdata.config import dumps_sections
 from evsearch.api import run_search
 from evsearch.objective import ATTR_REASON, ATTR_RUN_DIR
 from evsearch.study import load_study
+
+
+def start(settings, **popen):
+    return subprocess.Popen(
+        [sys.executable, "-c", SCRIPT, str(settings)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen
+    )
+
+
+def wait_for_running_trials(search, proc, count: int) -> None:
+    """Until ``count`` trials have recorded their run folder (they are training), or the process ended."""
+    deadline = time.monotonic() + 120
+    journal = search.study_dir / "journal.log"
+    while time.monotonic() < deadline and proc.poll() is None:
+        if journal.is_file() and journal.read_text().count(ATTR_RUN_DIR) >= count:
+            break
+        time.sleep(0.1)
+    time.sleep(0.5)  # into the training loop
+
 
 SCRIPT = """
 import sys
@@ -30,15 +49,9 @@ def test_sigint_mid_trial_fails_it_cleanly_and_the_study_resumes(tmp_path, base,
     search = make_search(trials=2, epochs_min=60, epochs_max=60, retrain=False)
     settings = tmp_path / "settings.toml"
     settings.write_text(slow.to_toml() + "\n" + dumps_sections({"search": search}))
-    proc = subprocess.Popen([sys.executable, "-c", SCRIPT, str(settings)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = start(settings)
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and proc.poll() is None:
-            journal = search.study_dir / "journal.log"
-            if journal.is_file() and ATTR_RUN_DIR in journal.read_text():
-                break
-            time.sleep(0.1)
-        time.sleep(0.5)  # into the training loop
+        wait_for_running_trials(search, proc, 1)
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=120)
     finally:
@@ -48,8 +61,29 @@ def test_sigint_mid_trial_fails_it_cleanly_and_the_study_resumes(tmp_path, base,
     assert "run the same command to continue" in out, out[-2000:]
     trials = load_study(search, base).get_trials(deepcopy=False)
     assert [t.state for t in trials] == [TrialState.FAIL], [(t.state, t.user_attrs) for t in trials]
-    assert trials[0].user_attrs[ATTR_REASON].startswith("interrupted: SIGINT received"), trials[0].user_attrs
+    reason = trials[0].user_attrs[ATTR_REASON]
+    assert reason.startswith("interrupted: SIGINT received at epoch"), reason
+    assert "invoke train --resume" not in reason  # the study is what resumes, not the trial's run
 
     # the same command again continues the study: the interrupted trial stays failed and is replaced
     run_search(attrs.evolve(search, trials=1, epochs_min=1, epochs_max=1), base, console=Console(file=io.StringIO()), show_progress=False)
     assert [t.state for t in load_study(search, base).get_trials(deepcopy=False)] == [TrialState.FAIL, TrialState.COMPLETE]
+
+
+def test_ctrl_c_with_two_workers_records_both_trials_and_stops(tmp_path, base, make_search):
+    slow = attrs.evolve(base, train=attrs.evolve(base.train, epochs=60))
+    search = make_search(trials=4, workers=2, epochs_min=60, epochs_max=60, retrain=False)
+    settings = tmp_path / "settings.toml"
+    settings.write_text(slow.to_toml() + "\n" + dumps_sections({"search": search}))
+    proc = start(settings, start_new_session=True)  # its own process group, as a terminal's foreground job
+    try:
+        wait_for_running_trials(search, proc, 2)
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does: every process of the group gets it
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode != 0 and "run the same command to continue" in out, out[-2000:]
+    trials = load_study(search, base).get_trials(deepcopy=False)
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.FAIL], [(t.state, t.user_attrs) for t in trials]
+    assert all(t.user_attrs[ATTR_REASON].startswith("interrupted") for t in trials)

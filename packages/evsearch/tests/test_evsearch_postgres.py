@@ -111,7 +111,8 @@ def test_two_workers_on_one_postgresql_study(base, make_search, check_study):
     except ImportError:
         unavailable("psycopg2 is not installed (pip install psycopg2-binary)")
     with postgres_server() as (url, port):
-        search = make_search(trials=4, workers=2, storage=url, study="pg", retrain=False)
+        # trials of a few seconds each, so that both workers are up before the first one could do them all
+        search = make_search(trials=4, workers=2, storage=url, study="pg", epochs_min=8, epochs_max=8, retrain=False)
         result = run_search(search, base, console=Console(file=io.StringIO()), show_progress=False, poll_seconds=0.2)
         assert result.finished == 4
         finished = check_study(search, base)

@@ -2,6 +2,8 @@
 
 import io
 import json
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -15,9 +17,9 @@ from rich.console import Console
 from evdata.config import SettingsError
 from evdata.dataset import load_dataset
 from evsearch.api import run_search
-from evsearch.objective import ATTR_REASON, ATTR_WORKER
+from evsearch.objective import ATTR_REASON, ATTR_WORKER, deferred_interrupts
 from evsearch.retrain import SEARCH_JSON
-from evsearch.study import SearchError, _is_surplus, create_or_load_study, load_study
+from evsearch.study import SearchError, is_surplus, create_or_load_study, load_study
 from evtrain.api import load_run_settings, run_evaluation, run_prediction
 from evtrain.loop import RunResult, TrainingInterrupted
 from evtrain.report import write_study_report
@@ -195,9 +197,9 @@ def test_of_two_simultaneous_claims_on_the_last_slot_only_the_first_runs(tmp_pat
     a, b = load_study(search, base), load_study(search, base)  # two workers on one journal
     first, second = a.ask(), b.ask()
     assert (first.number, second.number) == (0, 1)
-    assert not _is_surplus(a, first, 1) and _is_surplus(b, second, 1)
+    assert not is_surplus(a, first, 1) and is_surplus(b, second, 1)
     a.tell(first, state=TrialState.FAIL)
-    assert not _is_surplus(b, second, 1)  # a failed trial frees its slot
+    assert not is_surplus(b, second, 1)  # a failed trial frees its slot
 
 
 def test_a_study_folder_belongs_to_one_storage(tmp_path, base, make_search):
@@ -210,7 +212,17 @@ def test_a_study_folder_belongs_to_one_storage(tmp_path, base, make_search):
 
 def test_an_unusable_storage_is_a_settings_error_and_claims_nothing(tmp_path, base, make_search):
     bad = make_search(storage="nosuchdb://host/x")
-    with pytest.raises(SettingsError, match="search.storage: cannot open nosuchdb://host/x"):
+    with pytest.raises(SettingsError, match=r"search\.storage: cannot open nosuchdb://host/x"):
         run_search(bad, base, console=quiet())
     assert not (bad.study_dir / "study.json").exists()
-    run_search(make_search(trials=1, retrain=False), base, console=quiet(), train_fn=scripted(lambda n: [1.0, 2.0]))  # the folder is still free
+    # the folder is still free for a usable storage
+    run_search(make_search(trials=1, retrain=False), base, console=quiet(), train_fn=scripted(lambda n: [1.0, 2.0]))
+
+
+def test_ctrl_c_is_held_while_an_outcome_is_recorded():
+    done = []
+    with pytest.raises(KeyboardInterrupt), deferred_interrupts():
+        os.kill(os.getpid(), signal.SIGINT)
+        done.append("recorded")  # still runs: the signal waits for the block to end
+    assert done == ["recorded"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

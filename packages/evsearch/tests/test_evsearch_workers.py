@@ -9,7 +9,8 @@ from evsearch.objective import ATTR_WORKER
 
 
 def test_two_worker_processes_share_one_journal_study(base, make_search, check_study):
-    search = make_search(trials=4, workers=2, retrain=False)
+    # trials of a few seconds each, so that both workers are up before the first one could do them all
+    search = make_search(trials=4, workers=2, epochs_min=8, epochs_max=8, retrain=False)
     result = run_search(search, base, console=Console(file=io.StringIO()), show_progress=False, poll_seconds=0.2)
     assert result.finished == 4
     finished = check_study(search, base)

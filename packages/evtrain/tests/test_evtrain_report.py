@@ -246,16 +246,28 @@ def _write_study(folder: Path, trials) -> None:
 def test_study_report_lists_trials_best_first_and_embeds_plots(tmp_path):
     study = tmp_path / "search" / "demo"
     trials = [
-        {"number": 0, "state": "COMPLETE", "params": {"learning_rate": 1e-4}, "value": 41.5, "duration_seconds": 60.0},
+        {
+            "number": 0,
+            "state": "COMPLETE",
+            "params": {"learning_rate": 1e-4},
+            "value": 41.5,
+            "duration_seconds": 60.0,
+            "val_f1": {"2": 41.5, "1": 30.25},
+        },
         {"number": 1, "state": "PRUNED", "params": {"learning_rate": 3e-5}, "value": None, "duration_seconds": 12.0},
         {"number": 2, "state": "COMPLETE", "params": {"learning_rate": 5e-5}, "value": 47.25, "duration_seconds": 58.0},
     ]
     _write_study(study, trials)
+    (study / "summary.json").write_text(
+        json.dumps({"best": {"number": 2, "value": 47.25, "params": {"learning_rate": 5e-5, "epochs": 4}}}), encoding="utf-8"
+    )
     path = write_report(run=study)  # a study folder given as --run is recognised
     assert path == study / "report.html"
     page = path.read_text(encoding="utf-8")
     assert page.index("47.25") < page.index("41.5")
-    assert "params.learning_rate" in page and "PRUNED" in page
+    assert '<th title="params.learning_rate">learning_rate</th>' in page and "PRUNED" in page
+    assert "30.25 → 41.5" in page  # validation F1 per epoch, in epoch order, in one cell
+    assert "Best trial #2: value 47.25" in page and "<code>epochs</code>" in page
     assert 'src="data:image/png;base64,iVBORw0KGgo' in page
 
 

@@ -79,3 +79,23 @@ def test_sigkill_then_resume_matches_uninterrupted(tiny_corpus, tiny_model, tmp_
     assert [h["train_loss"] for h in a["history"]] == pytest.approx([h["train_loss"] for h in b["history"]], rel=1e-6)
     assert a["best"] == b["best"]
     assert a["test"] == b["test"]
+
+
+def test_sigterm_saves_state_and_says_how_to_resume(tiny_corpus, tiny_model, tmp_path):
+    settings = tiny_settings(tiny_corpus, tiny_model, epochs=50, batch_size=1, save_state_every_steps=0, patience=0)
+    settings_file = tmp_path / "settings.toml"
+    settings_file.write_text(settings.to_toml())
+    run_dir = tmp_path / "term"
+    proc = _start(settings_file, run_dir, resume=False)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None and not (run_dir / "model" / "model.safetensors").exists():
+        time.sleep(0.05)  # wait until the first epoch is done, so training is surely in the loop
+    assert proc.poll() is None
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    assert "SIGTERM received" in err and f"invoke train --resume {run_dir}" in err
+    states = complete_states(run_dir / "state")
+    assert states, "no resumable state after SIGTERM"
+    progress = json.loads((states[-1] / "state.json").read_text())["progress"]
+    assert progress["global_step"] > 0

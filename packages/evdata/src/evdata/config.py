@@ -76,6 +76,19 @@ def _format_cattrs_error(path: str, exc: BaseException, typ: Any = None) -> list
     return [f"{path}: {format_exception(exc, typ)}"]
 
 
+def _second_pass(name: str, table: Mapping[str, Any], cls: type, found: list[str]) -> list[str]:
+    """After type errors, check the rest of the table too (ranges, cross-field), so all problems come at once."""
+    bad = {line.split(":", 1)[0].removeprefix(f"{name}.") for line in found}
+    if not bad or not any("." not in b for b in bad):
+        return []
+    rest = {k: v for k, v in table.items() if k not in bad}
+    try:
+        converter.structure(rest, cls)
+    except (cattrs.BaseValidationError, ValueError, TypeError) as exc:
+        return [line for line in _format_cattrs_error(name, exc) if line not in found]
+    return []
+
+
 def structure_sections(
     raw: Mapping[str, Any],
     schema: Mapping[str, type],
@@ -110,7 +123,11 @@ def structure_sections(
         try:
             out[name] = converter.structure(table, cls)
         except (cattrs.BaseValidationError, ValueError, TypeError) as exc:
-            problems.extend(_format_cattrs_error(name, exc))
+            found = _format_cattrs_error(name, exc)
+            problems.extend(found)
+            # Type errors stop cattrs before the class's own checks run; run those on the rest of the table.
+            if not (isinstance(exc, SettingsError) or all(isinstance(e, SettingsError) for e in getattr(exc, "exceptions", ()))):
+                problems.extend(_second_pass(name, table, cls, found))
     if problems:
         raise SettingsError(problems, source)
     return out

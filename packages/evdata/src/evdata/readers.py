@@ -94,7 +94,15 @@ def _csv_records(path: Path, required: tuple[str, ...], optional: tuple[str, ...
     start = 1
     with _large_fields():
         try:
-            header = next(reader)
+            # Blank lines above the header (common in hand-edited files) are not the header.
+            header: list[str] | None = None
+            for row in reader:
+                if any(cell.strip() for cell in row):
+                    header = row
+                    break
+                start = reader.line_num + 1
+            if header is None:
+                raise DataError(path, 1, "", "no header line: every line is blank or holds only empty fields")
             header_end = reader.line_num
             wanted = {name.lower(): name for name in (*required, *optional)}
             index: dict[str, int] = {}
@@ -128,13 +136,19 @@ def _jsonl_records(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int,
     text = _decode(path)
     if not text.strip():
         raise DataError(path, 1, "", "file is empty (expected one JSON object per line)")
-    for number, raw in enumerate(text.splitlines(), start=1):
+    # Only LF ends a JSONL line: str.splitlines() would also cut at U+2028, U+0085 and other
+    # characters that JSON strings may hold raw (a CR before the LF is JSON whitespace).
+    for number, raw in enumerate(text.split("\n"), start=1):
         if not raw.strip():
             continue
         try:
             value = json.loads(raw)
         except json.JSONDecodeError as exc:
             raise DataError(path, number, f"char {exc.colno}", f"not valid JSON: {exc.msg}") from None
+        except RecursionError:
+            raise DataError(path, number, "", "not valid JSON here: arrays or objects nested too deeply to read") from None
+        except ValueError as exc:  # a number past Python's digit limit for int
+            raise DataError(path, number, "", f"not valid JSON here: {str(exc).split(';')[0]}") from None
         if not isinstance(value, dict):
             raise DataError(path, number, "", f"expected a JSON object with {', '.join(required)}, got {type(value).__name__}")
         record: dict[str, str] = {}
@@ -144,8 +158,20 @@ def _jsonl_records(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int,
             field = value[name]
             if isinstance(field, bool) or not isinstance(field, str | int):
                 raise DataError(path, number, name, f"expected a string, got {type(field).__name__}")
+            if isinstance(field, str):
+                _check_encodable(path, number, name, field)
             record[name] = str(field)
         yield number, record
+
+
+def _check_encodable(path: Path, line: int, name: str, value: str) -> None:
+    """Refuse a lone surrogate (JSON allows the escape ``\\ud800``): reports and predictions could not be written as UTF-8."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise DataError(
+            path, line, name, f"holds an unpaired surrogate \\u{ord(value[exc.start]):04x} at character {exc.start + 1}; not valid text"
+        ) from None
 
 
 def _read_table(path: Path, required: tuple[str, ...]) -> Iterable[tuple[int, dict[str, str]]]:
@@ -157,17 +183,18 @@ def _read_table(path: Path, required: tuple[str, ...]) -> Iterable[tuple[int, di
     raise DataError(path, 0, "", f"unsupported file type {suffix or '(none)'!r}: expected .csv or .jsonl")
 
 
-def read_posts(path: str | Path) -> tuple[tuple[Post, ...], tuple[Skip, ...]]:
+def read_posts(path: str | Path, *, keep_empty: bool = False) -> tuple[tuple[Post, ...], tuple[Skip, ...]]:
     """Read posts (``post_id,text``) from a CSV or JSONL file, chosen by suffix.
 
     Errors: missing column, empty file, empty or duplicate ``post_id`` (both lines named).
-    Skipped and counted: posts whose text is empty or only whitespace.
+    Skipped and counted: posts whose text is empty or only whitespace; with ``keep_empty`` they are
+    returned as posts instead (prediction answers every post it was given, empty ones included).
     """
-    posts, skips, _ = _read_posts(Path(path))
+    posts, skips, _ = _read_posts(Path(path), keep_empty=keep_empty)
     return posts, skips
 
 
-def _read_posts(path: Path) -> tuple[tuple[Post, ...], tuple[Skip, ...], set[str]]:
+def _read_posts(path: Path, *, keep_empty: bool = False) -> tuple[tuple[Post, ...], tuple[Skip, ...], set[str]]:
     """``read_posts`` plus the ids of the skipped posts (so their annotations get the right skip reason)."""
     posts: list[Post] = []
     skips: list[Skip] = []
@@ -180,7 +207,7 @@ def _read_posts(path: Path) -> tuple[tuple[Post, ...], tuple[Skip, ...], set[str
         if post_id in first_line:
             raise DataError(path, line, "post_id", f"duplicate post_id {post_id!r} (lines {first_line[post_id]} and {line})")
         first_line[post_id] = line
-        if not record["text"].strip():
+        if not record["text"].strip() and not keep_empty:
             skips.append(Skip(str(path), line, "text", SKIP_EMPTY_TEXT))
             skipped_ids.add(post_id)
             continue
@@ -223,7 +250,8 @@ def read_annotations(path: str | Path) -> tuple[tuple[Annotation, ...], tuple[Sk
             continue
         key = (post_id, record["sentence_id"].strip(), record["sentence_text"], symptom, str(status), record.get("explanation", ""))
         if key in seen:
-            skips.append(Skip(str(path), line, "", SKIP_DUPLICATE_ROW))
+            # sentence_id is the column that identifies an annotation row to the annotator.
+            skips.append(Skip(str(path), line, "sentence_id", SKIP_DUPLICATE_ROW))
             continue
         seen.add(key)
         annotations.append(

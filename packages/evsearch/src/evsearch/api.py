@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,8 @@ from evsearch.dataset import load_search_dataset, subsample_train
 from evsearch.objective import TrainFn, TrialContext
 from evsearch.retrain import retrain_best
 from evsearch.settings import SearchSettings
-from evsearch.study import SearchError, create_or_load_study, describe_storage, finished_count, run_worker
+from evsearch.storage import describe_storage
+from evsearch.study import SearchError, create_or_load_study, finished_count, run_worker
 from evsearch.workers import describe_outcome, run_worker_processes, sampler_salt
 from evtrain.loop import TrainingInterrupted, train
 from evtrain.runs import RUNS_ROOT
@@ -54,7 +56,8 @@ def run_search(
     the running trial(s) as failed (interrupted) and raises ``TrainingInterrupted``; running the
     same command again continues the study.
     """
-    console = console or Console()
+    # A log file (nohup, CI) gets a wide console: the trials table is wider than 80 columns.
+    console = console or (Console() if sys.stdout.isatty() else Console(width=160))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if search.workers > 1 and train_fn is not train:
         raise ValueError("a custom train_fn runs in this process only: use workers = 1")

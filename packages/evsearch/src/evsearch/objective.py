@@ -135,13 +135,14 @@ def run_trial(study: optuna.Study, trial: optuna.Trial, context: TrialContext) -
         state, reason = TrialState.PRUNED, str(exc)
     except (TrainingInterrupted, KeyboardInterrupt) as exc:
         interrupted = exc
-        reason = "interrupted" + (f": {exc}" if str(exc) else " (Ctrl-C)")
+        # evtrain's message ends with how to resume the run; a search resumes the study instead.
+        where = str(exc).split(": state saved")[0]
+        reason = "interrupted" + (f": {where}" if where else " (Ctrl-C)")
     except Exception as exc:
         reason = f"{type(exc).__name__}: {exc}"
-    finally:
+    with deferred_interrupts():
         if not context.search.keep_trial_models:
             _drop_weights(run_dir)
-    with deferred_interrupts():
         if reason:
             trial.set_user_attr(ATTR_REASON, _one_line(reason))
         study.tell(trial, value if state == TrialState.COMPLETE else None, state=state)
@@ -175,9 +176,14 @@ def deferred_interrupts() -> Iterator[None]:
     """Hold SIGINT/SIGTERM while a trial's outcome is written, so a second Ctrl-C cannot leave it RUNNING."""
     received: list[int] = []
     previous: dict[int, Any] = {}
+
+    def hold(signum: int, _frame: Any) -> None:
+        if previous.get(signum) is not signal.SIG_IGN:  # a background job ignores Ctrl-C: keep it so
+            received.append(signum)
+
     try:
         for sig in (signal.SIGINT, signal.SIGTERM):
-            previous[sig] = signal.signal(sig, lambda signum, _frame: received.append(signum))
+            previous[sig] = signal.signal(sig, hold)
     except ValueError:  # not the main thread: signals cannot be touched here
         pass
     try:

@@ -18,7 +18,8 @@ from evdata.atomic import atomic_write_bytes, atomic_write_json
 from evsearch import space
 from evsearch.objective import ATTR_BASELINE, ATTR_REASON
 from evsearch.settings import SearchSettings
-from evsearch.study import SURPLUS_REASON, describe_storage, finished_count
+from evsearch.storage import describe_storage
+from evsearch.study import SURPLUS_REASON, finished_count
 
 # Short column headings, so the table fits a terminal (and a log file) of ordinary width.
 HEADINGS = {

@@ -15,7 +15,7 @@ from evdata.atomic import atomic_write_json
 from evdata.dataset import Dataset
 from evsearch import space
 from evsearch.settings import SearchSettings
-from evsearch.study import describe_storage
+from evsearch.storage import describe_storage
 from evtrain.loop import RunResult, train
 from evtrain.runs import RUNS_ROOT, RunPaths, new_run, update_latest
 from evtrain.settings import RunSettings

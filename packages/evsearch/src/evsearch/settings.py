@@ -55,9 +55,9 @@ class SearchSettings:
     warmup_ratio_min: float = 0.0
     warmup_ratio_max: float = 0.2
 
-    trial_max_steps: int = 60
+    trial_max_steps: int = 40
     """Cap on optimizer steps per trial (0 = none), so a study fits a laptop; the retrained best run is not capped."""
-    train_fraction: float = 0.15
+    train_fraction: float = 0.1
     """Share of training posts each trial trains on (seeded, by post; 1 = all); validation and the retrained best run use all."""
     max_failed_trials: int = 10
     """A worker stops after this many failed trials of its own (a broken set-up would otherwise fail forever)."""

@@ -19,7 +19,6 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import attrs
@@ -28,17 +27,14 @@ from optuna.storages._heartbeat import BaseHeartbeat
 from optuna.trial import FrozenTrial, TrialState
 
 from evdata.atomic import atomic_write_json
-from evdata.config import SettingsError
 from evsearch import space
 from evsearch.objective import ATTR_BASELINE, ATTR_REASON, ATTR_WORKER, TrialContext, TrialOutcome, deferred_interrupts, run_trial
 from evsearch.settings import SearchSettings
+from evsearch.storage import GRACE_SECONDS, describe_storage, open_storage
 from evtrain.runs import RunError
 from evtrain.settings import RunSettings
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
-# RDB storages record a heartbeat per running trial; one silent for GRACE seconds is failed (its worker died).
-HEARTBEAT_SECONDS = 30
-GRACE_SECONDS = 180
 # A RUNNING trial that never got its worker attribute this long after it started was orphaned at birth.
 ORPHAN_SECONDS = 600
 SURPLUS_REASON = "not run: the study already had its requested trials running or finished (another worker claimed the last one)"
@@ -57,51 +53,7 @@ class WorkerReport:
     """Finished trials in the study when the worker stopped."""
 
 
-# -- storage, sampler, pruner ----------------------------------------------------------------
-
-
-def describe_storage(search: SearchSettings) -> str:
-    """The storage in words (an RDB URL with its password hidden)."""
-    if "://" in search.storage:
-        try:
-            from sqlalchemy.engine import make_url
-
-            return make_url(search.storage).render_as_string(hide_password=True)
-        except Exception:  # an unparsable URL is reported when it is opened
-            return search.storage.split("@")[-1]
-    return f"journal file {journal_path(search)}"
-
-
-def journal_path(search: SearchSettings) -> Path:
-    """The journal file of a journal storage (default: ``<root>/<study>/journal.log``)."""
-    return Path(search.storage) if search.storage else search.study_dir / "journal.log"
-
-
-def is_server_storage(search: SearchSettings) -> bool:
-    """True for a database server (shared by machines) rather than a file on this one."""
-    return "://" in search.storage and not search.storage.startswith("sqlite")
-
-
-def open_storage(search: SearchSettings) -> optuna.storages.BaseStorage:
-    """The study's storage: a journal file (default; safe for several processes on one machine) or an RDB URL."""
-    if "://" not in search.storage:
-        path = journal_path(search)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        from optuna.storages.journal import JournalFileBackend
-
-        return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(search.storage, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS)
-    except ImportError as exc:
-        raise SettingsError(
-            [f"search.storage: {describe_storage(search)} needs a database driver that is not installed ({exc})"], "command line"
-        ) from None
-    except Exception as exc:
-        raise SettingsError(
-            [f"search.storage: cannot open {describe_storage(search)}: {type(exc).__name__}: {str(exc).splitlines()[0]}"], "command line"
-        ) from None
+# -- sampler, pruner ----------------------------------------------------------------
 
 
 def make_sampler(search: SearchSettings, salt: str) -> optuna.samplers.TPESampler:
@@ -279,7 +231,7 @@ def _claim(study: optuna.Study, target: int) -> tuple[optuna.Trial, bool]:
                 # Optuna expects heartbeats only under Study.optimize; this loop records them itself (_heartbeat).
                 warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
                 trial = study.ask()
-            surplus = _is_surplus(study, trial, target)
+            surplus = is_surplus(study, trial, target)
             if surplus:
                 trial.set_user_attr(ATTR_REASON, SURPLUS_REASON)
                 study.tell(trial, state=TrialState.FAIL)
@@ -290,7 +242,7 @@ def _claim(study: optuna.Study, target: int) -> tuple[optuna.Trial, bool]:
     return trial, surplus
 
 
-def _is_surplus(study: optuna.Study, trial: optuna.Trial, target: int) -> bool:
+def is_surplus(study: optuna.Study, trial: optuna.Trial, target: int) -> bool:
     """True when the trials numbered below ``trial`` (finished, running or waiting) already reach ``target``."""
     live = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
     earlier = [t for t in study.get_trials(deepcopy=False, states=live) if t.number < trial.number]

@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 import time
 
 import optuna
@@ -14,7 +15,8 @@ import optuna
 from evsearch.dataset import load_search_dataset, subsample_train
 from evsearch.objective import TrialContext, TrialOutcome
 from evsearch.settings import SearchSettings
-from evsearch.study import SearchError, is_server_storage, load_study, run_worker
+from evsearch.storage import is_server_storage
+from evsearch.study import SearchError, load_study, run_worker
 from evtrain.loop import TrainingInterrupted
 from evtrain.settings import RunSettings
 
@@ -90,11 +92,14 @@ def run_worker_processes(search: SearchSettings, base: RunSettings, *, poll_seco
     ]
     for p in procs:
         p.start()
+    # SIGTERM to this process stops the workers the way Ctrl-C does, instead of orphaning them.
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler) if threading.current_thread() is threading.main_thread() else None
     try:
         _join(procs)
     except KeyboardInterrupt:
-        # A terminal Ctrl-C reached the workers too; a signal sent to this process alone is passed on.
-        deadline = time.monotonic() + 3.0
+        # A terminal Ctrl-C reached the workers too (they need a few seconds to record their trials);
+        # a signal sent to this process alone is passed on.
+        deadline = time.monotonic() + 10.0
         while time.monotonic() < deadline and any(p.is_alive() for p in procs):
             time.sleep(0.1)
         for p in procs:
@@ -106,6 +111,9 @@ def run_worker_processes(search: SearchSettings, base: RunSettings, *, poll_seco
             for p in procs:
                 p.terminate()
             _join(procs)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     codes = [p.exitcode for p in procs]
     if any(c in (EXIT_INTERRUPTED, -signal.SIGINT, -signal.SIGTERM) for c in codes):
         raise TrainingInterrupted("interrupted: the running trials are recorded as failed (interrupted)")

@@ -30,6 +30,7 @@ from evtrain.components import (
     configure_threads,
     linear_warmup_decay,
     seed_everything,
+    set_attention_dropout,
     total_optimizer_steps,
     window_loader,
 )
@@ -129,6 +130,7 @@ class _Trainer:
         self.model_path = resolve_model(self.s.model.name, self.s.model)
         self.tokenizer = load_tokenizer(self.model_path)
         self.model = EvidenceQA.from_encoder(self.model_path, self.s.model, seed=self.t.seed).to(self.device)
+        set_attention_dropout(self.model, self.t.attention_dropout)
         if self.s.model.gradient_checkpointing:
             self.model.gradient_checkpointing_enable()
         self.forward = torch.compile(self.model, dynamic=True) if self.t.compile else self.model

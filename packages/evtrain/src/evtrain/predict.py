@@ -19,24 +19,31 @@ POSTS_PER_CHUNK = 32  # posts tokenised and scored together; bounds memory on la
 
 
 def read_input_posts(path: str | Path) -> list[Post]:
-    """Posts from a CSV/JSONL file with post_id,text, or a plain-text file taken as one post."""
+    """Posts from a CSV/JSONL file with post_id,text, or a plain-text file taken as one post.
+
+    Posts with no text are kept (their records say so); a file with no post at all is a ``DataError``.
+    """
     path = Path(path)
+    if not path.exists():
+        raise DataError(path, 0, "", "input file not found")
     if not path.is_file():
-        raise DataError(f"input file not found: {path}", file=str(path), line=0, column="")
-    if path.suffix.lower() in (".csv", ".jsonl"):
-        posts, skips = read_posts(path)
-        for skip in skips:
-            print(f"skipped {skip.file}:{skip.line} ({skip.field}): {skip.reason}")
+        raise DataError(path, 0, "", "is not a file; pass a CSV/JSONL file with post_id,text or a plain-text file")
+    if path.suffix.lower() in (".csv", ".jsonl", ".ndjson"):
+        posts, _ = read_posts(path, keep_empty=True)
+        empty = [p for p in posts if not p.text.strip()]
+        if empty:
+            lines = ", ".join(str(p.line) for p in empty[:10]) + (" ..." if len(empty) > 10 else "")
+            print(f"{path}: {len(empty)} post(s) with no text (line {lines}); their records carry the note 'empty post'")
         return list(posts)
     raw = path.read_bytes()
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise DataError(
-            f"{path}: not UTF-8 text (byte {exc.start})", file=str(path), line=raw[: exc.start].count(b"\n") + 1, column="text"
-        ) from None
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise DataError(path, line, f"byte {column}", f"not valid UTF-8 (byte 0x{raw[exc.start]:02x}); save the file as UTF-8") from None
     if not text.strip():
-        raise DataError(f"{path}: the file holds no text to analyse", file=str(path), line=1, column="text")
+        raise DataError(path, 1, "", "the file holds no text to analyse (a plain-text input is one post)")
     return [Post(post_id=path.stem, text=text, line=1)]
 
 
@@ -76,9 +83,10 @@ def predict_posts(
     with tqdm(total=len(posts), desc="predict", unit="post", disable=not show_progress) as bar:
         for chunk in _chunks(posts, POSTS_PER_CHUNK):
             examples = [ex for post in chunk if post.text.strip() for ex in questions_for(post, question_mode)]
+            chunk_records: list[dict] = []
             for post in chunk:
                 if not post.text.strip():
-                    records.append(
+                    chunk_records.append(
                         {
                             "post_id": post.post_id,
                             "symptom": "",
@@ -87,6 +95,8 @@ def predict_posts(
                             "start": 0,
                             "end": 0,
                             "score": None,
+                            "windows": 0,
+                            "nbest": [],
                             "note": "empty post",
                         }
                     )
@@ -95,7 +105,7 @@ def predict_posts(
                 start, end = window_logits(model, windows, batch_size=batch_size, pad_token_id=pad_id, device=device, precision=precision)
                 counts = np.bincount(windows.example_index, minlength=len(examples))
                 for i, (ex, p) in enumerate(zip(examples, decode(examples, windows, start, end, features, nbest=nbest))):
-                    records.append(
+                    chunk_records.append(
                         {
                             "post_id": ex.post_id,
                             "symptom": ex.symptom,
@@ -108,5 +118,8 @@ def predict_posts(
                             "nbest": [{"text": t, "start": s, "end": e, "score": sc} for t, s, e, sc in p.nbest],
                         }
                     )
+            # Records in input order, empty posts included (a stable sort keeps the symptom order).
+            position = {post.post_id: i for i, post in enumerate(chunk)}
+            records.extend(sorted(chunk_records, key=lambda r: position[r["post_id"]]))
             bar.update(len(chunk))
     return records

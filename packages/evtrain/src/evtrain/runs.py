@@ -97,7 +97,8 @@ def resolve_run(run: str | Path | None, root: Path = RUNS_ROOT) -> RunPaths:
     """A run directory from ``--run`` (None or ``latest`` = the newest run under ``root``)."""
     if run in (None, "", "latest"):
         link = root / "latest"
-        if link.exists():
+        # A run that failed before writing its settings is skipped: fall back to the newest usable one.
+        if link.exists() and (link / "settings.toml").is_file():
             return RunPaths(link.resolve())
         if (root / "LATEST").is_file():
             return RunPaths(Path((root / "LATEST").read_text().strip()))

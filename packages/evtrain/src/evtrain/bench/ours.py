@@ -159,6 +159,7 @@ def _levers(settings: RunSettings) -> dict[str, Any]:
     return {
         "train.precision": t.precision,
         "train.compile": t.compile,
+        "train.attention_dropout": t.attention_dropout,
         "train.num_threads": t.num_threads,
         "train.negative_window_ratio": t.negative_window_ratio,
         "model.attn_implementation": settings.model.attn_implementation,

@@ -38,6 +38,7 @@ th { font-weight: 600; color: var(--muted); font-size: 12.5px; text-transform: u
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 tr.model td { font-weight: 600; }
 .scroll { overflow-x: auto; }
+td.nowrap { white-space: nowrap; }
 table.groups td.name { white-space: nowrap; }
 .bar { display: inline-block; width: 96px; height: 9px; background: #e8ecf1; border-radius: 5px; vertical-align: middle; margin-left: 8px; overflow: hidden; }
 .bar > span { display: block; height: 100%; background: var(--accent); border-radius: 5px; }

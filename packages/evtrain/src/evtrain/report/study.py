@@ -28,6 +28,8 @@ class StudyInputs:
     trials: tuple[dict[str, Any], ...]
     plots: tuple[tuple[str, bytes], ...]
     trials_path: str
+    summary: dict[str, Any] = attrs.field(factory=dict)
+    """summary.json of the search (best trial, counts), when the folder has one."""
 
 
 def is_study_dir(path: Path) -> bool:
@@ -35,11 +37,21 @@ def is_study_dir(path: Path) -> bool:
     return path.is_dir() and not (path / "settings.toml").is_file() and any((path / name).is_file() for name in TRIALS_FILES)
 
 
+def _series(values: dict[str, Any]) -> str:
+    """``{"1": 31.0, "2": 48.5}`` (a value per epoch) as ``31 → 48.5``."""
+    return " → ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for _, v in sorted(values.items(), key=lambda kv: int(kv[0])))
+
+
 def _flatten(trial: dict[str, Any]) -> dict[str, Any]:
-    flat = {key: value for key, value in trial.items() if not isinstance(value, dict)}
+    """Nested objects become ``outer.inner`` columns; a per-step mapping (digit keys) one ``a → b → c`` cell."""
+    flat: dict[str, Any] = {}
     for key, value in trial.items():
-        if isinstance(value, dict):
+        if isinstance(value, dict) and value and all(str(k).isdigit() for k in value):
+            flat[key] = _series(value)
+        elif isinstance(value, dict):
             flat.update({f"{key}.{inner}": v for inner, v in value.items()})
+        else:
+            flat[key] = value
     return flat
 
 
@@ -80,7 +92,10 @@ def load_study(path: Path) -> StudyInputs:
     # Best trial first (the search maximises validation F1); trials without a value go last.
     ordered = sorted(trials, key=lambda t: (_value(t) is None, -(_value(t) or 0.0)))
     plots = tuple((p.stem, p.read_bytes()) for p in sorted(path.glob("*.png")))
-    return StudyInputs(path.resolve().name, tuple(columns), tuple(ordered), plots, str(found[0]))
+    summary = read_json(path / "summary.json") if (path / "summary.json").is_file() else {}
+    if not isinstance(summary, dict):
+        raise ReportError(f"{path / 'summary.json'}: expected a JSON object")
+    return StudyInputs(path.resolve().name, tuple(columns), tuple(ordered), plots, str(found[0]), summary)
 
 
 def _cell(value: Any) -> str:
@@ -89,6 +104,18 @@ def _cell(value: Any) -> str:
     if isinstance(value, list | dict):
         return json.dumps(value, ensure_ascii=False)
     return "" if value is None else str(value)
+
+
+def _best_card(summary: dict[str, Any]) -> str:
+    """The best trial's value and parameters from summary.json (empty when there is none)."""
+    best = summary.get("best")
+    if not isinstance(best, dict):
+        return ""
+    params = best.get("params") if isinstance(best.get("params"), dict) else {}
+    rows = "".join(tag("tr", tag("td", tag("code", esc(k))) + tag("td", esc(_cell(v)), class_="num")) for k, v in params.items())
+    head = f"Best trial #{_cell(best.get('number'))}: value {_cell(best.get('value'))}"
+    table = tag("table", tag("tbody", rows), style="max-width:520px") if rows else ""
+    return tag("section", tag("h2", "Best trial") + tag("div", tag("h3", esc(head)) + table, class_="card"), id="best")
 
 
 def render_study_page(study: StudyInputs) -> str:
@@ -104,13 +131,17 @@ def render_study_page(study: StudyInputs) -> str:
         chips,
         (("trials", "Trials"), ("plots", "Plots")),
     )
-    head = "".join(tag("th", esc(c), class_="num" if c in ("number", "value", "duration_seconds") else None) for c in study.columns)
+    # Parameters are the bulk of the columns; their "params." prefix only adds width.
+    head = "".join(
+        tag("th", esc(c.removeprefix("params.")), class_="num" if c in ("number", "value", "duration_seconds") else None, title=c)
+        for c in study.columns
+    )
     best = study.trials[0] if values else None
     rows = "".join(
         tag(
             "tr",
             "".join(
-                tag("td", esc(_cell(t.get(c))), class_="num" if c in ("number", "value", "duration_seconds") else None)
+                tag("td", esc(_cell(t.get(c))), class_="num" if c in ("number", "value", "duration_seconds") else "nowrap")
                 for c in study.columns
             ),
             class_="model" if t is best else None,
@@ -135,5 +166,9 @@ def render_study_page(study: StudyInputs) -> str:
         )
     else:
         plots = tag("p", "No PNG plots in the study folder.", class_="note")
-    body = tag("section", tag("h2", "Trials") + table, id="trials") + tag("section", tag("h2", "Plots") + plots, id="plots")
+    body = (
+        _best_card(study.summary)
+        + tag("section", tag("h2", "Trials") + table, id="trials")
+        + tag("section", tag("h2", "Plots") + plots, id="plots")
+    )
     return document(f"Search study · {study.name}", header, body)
