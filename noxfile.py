@@ -3,13 +3,30 @@ integration (root tests/), lint. ``nox`` runs them all; ``nox -s evdata -- -k sp
 
 from __future__ import annotations
 
+import glob
+import sys
+
 import nox
 
-nox.options.default_venv_backend = "venv"
+# uv creates environments and installs in seconds (hard links from its cache); plain venv + pip otherwise.
+nox.options.default_venv_backend = "uv|venv"
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
 
 TORCH = "torch==2.13.0"  # the CPU build this machine provides; keeps nox from pulling a CUDA build
+# pip finds that CPU build through the machine's pip configuration; uv ignores it, so name the file.
+_TAG = f"cp{sys.version_info.major}{sys.version_info.minor}"
+LOCAL_TORCH = sorted(glob.glob(f"/opt/wheels/torch-2.13.0+cpu-{_TAG}-*.whl"))
+
+
+def _install_torch(session: nox.Session) -> None:
+    """torch 2.13.0, CPU build: the local wheel where one lies on disk, else the index (pip's config decides)."""
+    if LOCAL_TORCH and session.venv_backend == "uv":
+        session.install(LOCAL_TORCH[-1])
+    else:
+        session.install(TORCH)
+
+
 # Each package with the local siblings it depends on (installed from their folders, never from an index).
 CHAINS = {
     "evdata": ["evdata"],
@@ -25,7 +42,7 @@ def _install_and_test(
 ) -> None:
     """Install ``package`` (with [test]) and its sibling chain, then run pytest on its tests."""
     if torch:
-        session.install(TORCH)
+        _install_torch(session)
     chain = CHAINS[package]
     args = []
     for name in chain:
@@ -54,7 +71,8 @@ def evmodel(session: nox.Session) -> None:
 
 @nox.session
 def evtrain(session: nox.Session) -> None:
-    _install_and_test(session, "evtrain")
+    # the bench extra (accelerate) is needed by the benchmark's tests
+    _install_and_test(session, "evtrain", extra=("-e", "packages/evtrain[test,bench]"))
 
 
 @nox.session
@@ -65,7 +83,7 @@ def evsearch(session: nox.Session) -> None:
 @nox.session
 def integration(session: nox.Session) -> None:
     """Root tests/: end-to-end pipeline and properties that span packages."""
-    _install_and_test(session, "evsearch", tests="tests", extra=("-e", "packages/evtrain[test]", "invoke>=2.2"))
+    _install_and_test(session, "evsearch", tests="tests", extra=("-e", "packages/evtrain[test,bench]", "invoke>=2.2"))
 
 
 @nox.session
@@ -124,7 +142,7 @@ def postgres(session: nox.Session) -> None:
         env = {"DEBIAN_FRONTEND": "noninteractive"}
         session.run(*sudo, "apt-get", "update", external=True, env=env)
         session.run(*sudo, "apt-get", "install", "-y", "--no-install-recommends", "postgresql", external=True, env=env)
-    session.install(TORCH)
+    _install_torch(session)
     chain = [f"packages/{name}[test,postgres]" if name == "evsearch" else f"packages/{name}" for name in CHAINS["evsearch"]]
     session.install(*[arg for path in chain for arg in ("-e", path)])
     session.env.setdefault("HYPOTHESIS_PROFILE", "ci")

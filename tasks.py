@@ -214,4 +214,4 @@ def search(c, trials=None, storage=None, study=None, workers=None, set=None):
 
     flags = {"search.trials": trials, "search.storage": storage, "search.study": study, "search.workers": workers}
     overrides = list(set or []) + [f"{key}={_toml(value)}" for key, value in flags.items() if value is not None]
-    run_search(SearchSettings.load(SETTINGS, overrides), _settings(set))
+    run_search(SearchSettings.load(SETTINGS, overrides), _settings(set), cache_dir=CACHE)

@@ -13,7 +13,7 @@ from rich.console import Console
 
 from evdata.config import dumps_sections
 from evsearch.api import run_search
-from evsearch.objective import ATTR_REASON, ATTR_RUN_DIR
+from evsearch.objective import ATTR_REASON
 from evsearch.study import load_study
 
 
@@ -24,14 +24,13 @@ def start(settings, **popen):
 
 
 def wait_for_running_trials(search, proc, count: int) -> None:
-    """Until ``count`` trials have recorded their run folder (they are training), or the process ended."""
-    deadline = time.monotonic() + 120
-    journal = search.study_dir / "journal.log"
+    """Until ``count`` trials are inside evtrain's training loop (a validation logged), or the process ended."""
+    deadline = time.monotonic() + 180
     while time.monotonic() < deadline and proc.poll() is None:
-        if journal.is_file() and journal.read_text().count(ATTR_RUN_DIR) >= count:
-            break
+        logs = list(search.trials_dir.glob("*/train.log"))
+        if sum("validation" in log.read_text() for log in logs) >= count:
+            return
         time.sleep(0.1)
-    time.sleep(0.5)  # into the training loop
 
 
 SCRIPT = """

@@ -19,7 +19,7 @@ from evdata.dataset import load_dataset
 from evsearch.api import run_search
 from evsearch.objective import ATTR_REASON, ATTR_WORKER, deferred_interrupts
 from evsearch.retrain import SEARCH_JSON
-from evsearch.study import SearchError, is_surplus, create_or_load_study, load_study
+from evsearch.study import SearchError, create_or_load_study, is_surplus, load_study
 from evtrain.api import load_run_settings, run_evaluation, run_prediction
 from evtrain.loop import RunResult, TrainingInterrupted
 from evtrain.report import write_study_report

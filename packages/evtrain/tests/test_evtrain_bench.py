@@ -161,4 +161,19 @@ def test_bench_report_has_every_figure_for_both_sides(tiny_corpus, tiny_model, t
     for key in ("train_tokens_per_second", "eval_tokens_per_second", "val_f1", "peak_rss_mib"):
         assert {"target", "reached", "met"} <= set(written["summary"]["targets"][key])
     text = console.export_text()
-    assert "train real tokens/s" in text and "val F1" in text
+    assert "train tokens/s" in text and "val F1" in text and "peak RSS MiB" in text
+
+
+def test_attention_dropout_lever_sets_only_attention_probabilities(tiny_model):
+    from evmodel.qa import EvidenceQA
+    from evmodel.settings import ModelSettings
+    from evtrain.components import set_attention_dropout
+    from evtrain.settings import TrainSettings
+
+    model = EvidenceQA.from_encoder(tiny_model, ModelSettings(), seed=0)
+    assert set_attention_dropout(model, 0.0) == model.config.num_hidden_layers
+    rates = {name: m.p for name, m in model.named_modules() if isinstance(m, torch.nn.Dropout)}
+    assert all(p == 0.0 for name, p in rates.items() if name.endswith("attention.self.dropout"))
+    assert all(p == 0.1 for name, p in rates.items() if not name.endswith("attention.self.dropout"))
+    with pytest.raises(ValueError, match="attention_dropout: must be within"):
+        TrainSettings(attention_dropout=1.0)

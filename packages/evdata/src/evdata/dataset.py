@@ -57,7 +57,9 @@ def load_dataset(settings: DataSettings, similarity: SentenceSimilarity | None =
     )
 
 
-def _aligned(corpus: Corpus, settings: DataSettings, similarity: SentenceSimilarity | None, cache_dir: str | Path | None) -> AlignmentResult:
+def _aligned(
+    corpus: Corpus, settings: DataSettings, similarity: SentenceSimilarity | None, cache_dir: str | Path | None
+) -> AlignmentResult:
     key = alignment_key(corpus, settings, similarity) if cache_dir else None
     path = Path(cache_dir) / f"alignment-{key}.json" if key else None
     cached = load_alignment(path, corpus) if path else None

@@ -28,7 +28,10 @@ class FeatureSettings:
             [
                 (16 <= self.max_length <= 8192, f"max_length: must be within 16..8192, got {self.max_length}"),
                 (self.doc_stride >= 0, f"doc_stride: must be >= 0, got {self.doc_stride}"),
-                (self.doc_stride < self.max_length // 2, f"doc_stride: must be less than half of max_length ({self.max_length}), got {self.doc_stride}"),
+                (
+                    self.doc_stride < self.max_length // 2,
+                    f"doc_stride: must be less than half of max_length ({self.max_length}), got {self.doc_stride}",
+                ),
                 (self.max_answer_length >= 1, f"max_answer_length: must be >= 1, got {self.max_answer_length}"),
                 (1 <= self.n_best_size <= 200, f"n_best_size: must be within 1..200, got {self.n_best_size}"),
                 (self.length_group_size >= 1, f"length_group_size: must be >= 1, got {self.length_group_size}"),

@@ -34,6 +34,9 @@ class ModelSettings:
             [
                 (bool(self.name.strip()), "name: must not be empty"),
                 (0.0 <= self.dropout < 1.0, f"dropout: must be within [0, 1), got {self.dropout}"),
-                (self.attn_implementation in ("sdpa", "eager"), f"attn_implementation: must be 'sdpa' or 'eager', got {self.attn_implementation!r}"),
+                (
+                    self.attn_implementation in ("sdpa", "eager"),
+                    f"attn_implementation: must be 'sdpa' or 'eager', got {self.attn_implementation!r}",
+                ),
             ],
         )

@@ -1,1 +1,6 @@
-"""evsearch."""
+"""evsearch: an Optuna study over evtrain runs (``invoke search``).
+
+settings (the [search] table), space (trial values -> run settings), objective (one trial),
+study (storage, sampler, pruner, the worker loop), workers (--workers N), retrain (the best
+trial as a normal run), output (table, plots, trials.json), api (``run_search``).
+"""

@@ -48,16 +48,18 @@ def run_search(
     runs_root: Path = RUNS_ROOT,
     train_fn: TrainFn = train,
     poll_seconds: float = 2.0,
+    cache_dir: str | Path | None = None,
 ) -> SearchResult:
     """Run (or continue) the study until it has ``search.trials`` finished trials, report it, retrain the best.
 
     ``base`` holds everything not searched; each trial evolves it. One worker runs in this
     process; ``search.workers > 1`` starts that many processes on the same storage. Ctrl-C records
     the running trial(s) as failed (interrupted) and raises ``TrainingInterrupted``; running the
-    same command again continues the study.
+    same command again continues the study. ``cache_dir`` is evdata's alignment cache.
     """
     # A log file (nohup, CI) gets a wide console: the trials table is wider than 80 columns.
     console = console or (Console() if sys.stdout.isatty() else Console(width=160))
+    show_progress = show_progress and sys.stderr.isatty()  # progress bars only where someone watches them
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if search.workers > 1 and train_fn is not train:
         raise ValueError("a custom train_fn runs in this process only: use workers = 1")
@@ -68,7 +70,7 @@ def run_search(
     try:
         if before < search.trials:
             if search.workers == 1:
-                dataset = load_search_dataset(base)
+                dataset = load_search_dataset(base, cache_dir)
                 context = TrialContext(
                     search, base, subsample_train(dataset, search.train_fraction, search.sampler_seed), search.trials_dir, train_fn=train_fn
                 )
@@ -81,7 +83,10 @@ def run_search(
                     on_outcome=lambda o: console.print(escape(describe_outcome(o))),
                 )
             else:
-                run_worker_processes(search, base, poll_seconds=poll_seconds)
+                if cache_dir is not None:
+                    # Align once here, so every worker reads the alignment from the cache instead of redoing it.
+                    dataset = load_search_dataset(base, cache_dir)
+                run_worker_processes(search, base, poll_seconds=poll_seconds, cache_dir=cache_dir)
     except (KeyboardInterrupt, TrainingInterrupted):
         output.print_results(study, search, console)
         raise TrainingInterrupted(
@@ -98,7 +103,7 @@ def run_search(
     has_best = any(t.state == optuna.trial.TrialState.COMPLETE for t in study.get_trials(deepcopy=False))
     if search.retrain and has_best:
         if dataset is None:
-            dataset = load_search_dataset(base)
+            dataset = load_search_dataset(base, cache_dir)
         retrain_best(study, search, base, dataset, runs_root=runs_root, console=console, show_progress=show_progress)
         best_run = Path(search.best_output)
         console.print(escape(f"best run: {best_run}  (invoke evaluate --run {best_run}; invoke predict --run {best_run} --input FILE)"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import attrs
 
 from evdata.align import SentenceSimilarity
@@ -23,9 +25,13 @@ def semantic_similarity(settings: RunSettings) -> SentenceSimilarity | None:
     return EncoderSimilarity(settings.model.similarity_model, settings.model)
 
 
-def load_search_dataset(settings: RunSettings) -> Dataset:
-    """Read, align and split the corpus of ``settings.data`` (semantic step included when enabled)."""
-    return load_dataset(settings.data, semantic_similarity(settings))
+def load_search_dataset(settings: RunSettings, cache_dir: str | Path | None = None) -> Dataset:
+    """Read, align and split the corpus of ``settings.data`` (semantic step included when enabled).
+
+    With ``cache_dir`` the alignment is read from (or written to) evdata's alignment cache, so
+    the workers after the first skip the semantic step.
+    """
+    return load_dataset(settings.data, semantic_similarity(settings), cache_dir=cache_dir)
 
 
 def subsample_train(dataset: Dataset, fraction: float, seed: int) -> Dataset:

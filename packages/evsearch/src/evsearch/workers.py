@@ -9,6 +9,7 @@ import socket
 import sys
 import threading
 import time
+from pathlib import Path
 
 import optuna
 
@@ -47,7 +48,7 @@ def describe_outcome(outcome: TrialOutcome) -> str:
     return f"trial {outcome.number} {outcome.state.name}{value} ({format_duration(outcome.seconds)}){reason}"
 
 
-def worker_main(search: SearchSettings, base: RunSettings, index: int, threads: int, poll_seconds: float) -> None:
+def worker_main(search: SearchSettings, base: RunSettings, index: int, threads: int, poll_seconds: float, cache_dir: str | None) -> None:
     """Entry point of one worker process (spawned): load the study and the dataset, run trials, exit with a status code."""
     # SIGTERM ends the current trial as interrupted, as Ctrl-C does (evtrain handles both during training).
     signal.signal(signal.SIGTERM, signal.default_int_handler)
@@ -55,7 +56,7 @@ def worker_main(search: SearchSettings, base: RunSettings, index: int, threads: 
     prefix = f"[worker {index}]"
     try:
         study = load_study(search, base)
-        dataset = subsample_train(load_search_dataset(base), search.train_fraction, search.sampler_seed)
+        dataset = subsample_train(load_search_dataset(base, cache_dir), search.train_fraction, search.sampler_seed)
         context = TrialContext(search, base, dataset, search.trials_dir, threads=threads)
         run_worker(
             study,
@@ -77,7 +78,9 @@ def worker_main(search: SearchSettings, base: RunSettings, index: int, threads: 
     sys.exit(EXIT_DONE)
 
 
-def run_worker_processes(search: SearchSettings, base: RunSettings, *, poll_seconds: float = 2.0) -> None:
+def run_worker_processes(
+    search: SearchSettings, base: RunSettings, *, poll_seconds: float = 2.0, cache_dir: str | Path | None = None
+) -> None:
     """Start ``search.workers`` processes on the study and wait for all of them.
 
     Ctrl-C reaches every worker (same process group); each records its trial as interrupted and
@@ -87,7 +90,12 @@ def run_worker_processes(search: SearchSettings, base: RunSettings, *, poll_seco
     ctx = multiprocessing.get_context("spawn")
     threads = threads_per_worker(base, search.workers)
     procs = [
-        ctx.Process(target=worker_main, args=(search, base, i, threads, poll_seconds), name=f"evsearch-worker-{i}", daemon=False)
+        ctx.Process(
+            target=worker_main,
+            args=(search, base, i, threads, poll_seconds, str(cache_dir) if cache_dir else None),
+            name=f"evsearch-worker-{i}",
+            daemon=False,
+        )
         for i in range(search.workers)
     ]
     for p in procs:

@@ -36,7 +36,9 @@ def batch_plan(windows: Windows, settings: RunSettings, steps: int) -> list[list
     epoch = 0
     while len(plan) < steps:
         kept = subsample_negatives(windows.has_answer, t.negative_window_ratio, t.seed, epoch)
-        batches = length_grouped_batches(windows.lengths[kept], t.batch_size, group_size=settings.features.length_group_size, seed=t.seed, epoch=epoch)
+        batches = length_grouped_batches(
+            windows.lengths[kept], t.batch_size, group_size=settings.features.length_group_size, seed=t.seed, epoch=epoch
+        )
         if not batches:
             raise ValueError("no training batches: the training split has no windows")
         plan.extend([[int(kept[i]) for i in b] for b in batches])
@@ -104,7 +106,13 @@ def run_ours(
     epochs = math.ceil(steps / _batches_per_epoch(train_windows, sized))
     run_settings = bench_settings(settings, steps=steps, batch_size=batch_size, epochs=epochs)
 
-    result = train(run_settings, _dataset(train_examples, eval_examples, synthetic), new_run(Path(output_dir) / "evspan-run"), evaluate_test=False, show_progress=False)
+    result = train(
+        run_settings,
+        _dataset(train_examples, eval_examples, synthetic),
+        new_run(Path(output_dir) / "evspan-run"),
+        evaluate_test=False,
+        show_progress=False,
+    )
     metrics = result.metrics
     history = metrics["history"]
     seconds = float(sum(h["train_seconds"] for h in history))

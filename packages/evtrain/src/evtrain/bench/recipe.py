@@ -260,7 +260,7 @@ def run_recipe(
 
     eval_lengths = eval_arrays["attention_mask"].sum(axis=1)
     return {
-        "precision": "bf16 (Trainer bf16=True)" if bf16 else "fp32 (Trainer default)",
+        "precision": "bf16 autocast" if bf16 else "fp32",
         "precision_peak": "bf16" if bf16 else "fp32",
         "threads": torch.get_num_threads(),
         "train": {

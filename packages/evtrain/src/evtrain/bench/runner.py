@@ -79,54 +79,83 @@ def summarize(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
     ratios = {
         key: ratio(key)
-        for key in ("train_tokens_per_second", "train_windows_per_second", "eval_tokens_per_second", "eval_windows_per_second", "peak_rss_mib")
+        for key in (
+            "train_tokens_per_second",
+            "train_windows_per_second",
+            "eval_tokens_per_second",
+            "eval_windows_per_second",
+            "peak_rss_mib",
+        )
     }
     f1_gap = ours["val_f1"] - recipe["val_f1"]
     targets = {
-        "train_tokens_per_second": {"target": f">= {TRAIN_TARGET:g}x (stretch {TRAIN_STRETCH:g}x)", "reached": ratios["train_tokens_per_second"], "met": ratios["train_tokens_per_second"] >= TRAIN_TARGET},
-        "eval_tokens_per_second": {"target": f">= {EVAL_TARGET:g}x", "reached": ratios["eval_tokens_per_second"], "met": ratios["eval_tokens_per_second"] >= EVAL_TARGET},
-        "val_f1": {"target": f">= recipe - {F1_TOLERANCE:g} point", "reached": f1_gap, "met": f1_gap >= -F1_TOLERANCE},
-        "peak_rss_mib": {"target": "<= 1x", "reached": ratios["peak_rss_mib"], "met": ratios["peak_rss_mib"] <= 1.0},
+        "train_tokens_per_second": {
+            "target": f">={TRAIN_TARGET:g}x ({TRAIN_STRETCH:g}x)",
+            "reached": ratios["train_tokens_per_second"],
+            "met": ratios["train_tokens_per_second"] >= TRAIN_TARGET,
+        },
+        "eval_tokens_per_second": {
+            "target": f">={EVAL_TARGET:g}x",
+            "reached": ratios["eval_tokens_per_second"],
+            "met": ratios["eval_tokens_per_second"] >= EVAL_TARGET,
+        },
+        "val_f1": {"target": f">=-{F1_TOLERANCE:g}", "reached": f1_gap, "met": f1_gap >= -F1_TOLERANCE},
+        "peak_rss_mib": {"target": "<=1x", "reached": ratios["peak_rss_mib"], "met": ratios["peak_rss_mib"] <= 1.0},
     }
     return {"median": medians, "ratio": ratios, "f1_gap": f1_gap, "targets": targets}
 
 
 def bench_table(report: dict[str, Any]) -> Table:
-    """The rich table of a benchmark report: median per side, ratio, target."""
-    med, ratio, targets = report["summary"]["median"], report["summary"]["ratio"], report["summary"]["targets"]
+    """The rich table of a benchmark report: median per side, the ratio evspan/recipe and its target."""
+    summary = report["summary"]
+    med, ratio, targets = summary["median"], summary["ratio"], summary["targets"]
     recipe, ours = med["recipe"], med["evspan"]
     runs = report["runs"]
     precision = {side: next(r["precision"] for r in runs if r["side"] == side) for side in SIDES}
+    peak_name = {side: next(r["precision_peak"] for r in runs if r["side"] == side) for side in SIDES}
     peaks = report["matmul_peak_gflops"]
-    title = (
-        f"invoke bench: {report['model']}, {report['options']['steps']} steps x batch {report['options']['batch_size']}, "
-        f"{report['options']['rounds']} rounds per side" + ("  (synthetic demo corpus)" if report["data"]["synthetic"] else "")
-    )
+    opts = report["options"]
+    title = f"invoke bench: {report['model']}, {opts['steps']} steps x {opts['batch_size']}, {opts['rounds']} runs per side"
+    if report["data"]["synthetic"]:
+        title += " (synthetic demo corpus)"
     table = Table(title=title)
-    for name, justify in (("", "left"), ("HF recipe", "right"), ("evspan", "right"), ("evspan / recipe", "right"), ("target", "left")):
+    for name, justify in (("median", "left"), ("HF recipe", "right"), ("evspan", "right"), ("evspan/recipe  target", "left")):
         table.add_column(name, justify=justify)
 
-    def mark(key: str) -> str:
+    def verdict(key: str, shown: str) -> str:
         t = targets[key]
-        return f"{t['target']}  {'[green]met[/]' if t['met'] else '[red]missed[/]'}"
+        return f"{shown}  {t['target']} " + ("[green]met[/]" if t["met"] else "[red]missed[/]")
 
-    table.add_row("precision", precision["recipe"], precision["evspan"], "", "")
-    table.add_row("train real tokens/s", f"{recipe['train_tokens_per_second']:.0f}", f"{ours['train_tokens_per_second']:.0f}", f"{ratio['train_tokens_per_second']:.2f}x", mark("train_tokens_per_second"))
-    table.add_row("train windows/s", f"{recipe['train_windows_per_second']:.2f}", f"{ours['train_windows_per_second']:.2f}", f"{ratio['train_windows_per_second']:.2f}x", "")
-    table.add_row("train s/step", f"{recipe['train_seconds_per_step']:.2f}", f"{ours['train_seconds_per_step']:.2f}", "", "")
-    table.add_row("train padding share", f"{recipe['train_padding_share']:.0%}", f"{ours['train_padding_share']:.0%}", "", "")
-    for kind in ("executed", "useful"):
-        row = []
-        for side, m in (("recipe", recipe), ("evspan", ours)):
-            peak_name = next(r["precision_peak"] for r in runs if r["side"] == side)
-            row.append(f"{m[f'train_{kind}_gflops']:.0f} ({m[f'train_{kind}_peak_fraction']:.0%} of {peak_name} peak)")
-        table.add_row(f"train GFLOP/s, {kind}", *row, "", "")
-    table.add_row("eval real tokens/s", f"{recipe['eval_tokens_per_second']:.0f}", f"{ours['eval_tokens_per_second']:.0f}", f"{ratio['eval_tokens_per_second']:.2f}x", mark("eval_tokens_per_second"))
-    table.add_row("eval windows/s", f"{recipe['eval_windows_per_second']:.2f}", f"{ours['eval_windows_per_second']:.2f}", f"{ratio['eval_windows_per_second']:.2f}x", "")
-    table.add_row("val F1", f"{recipe['val_f1']:.2f}", f"{ours['val_f1']:.2f}", f"{report['summary']['f1_gap']:+.2f} points", mark("val_f1"))
-    table.add_row("val EM", f"{recipe['val_exact_match']:.2f}", f"{ours['val_exact_match']:.2f}", "", "")
-    table.add_row("peak RSS MiB", f"{recipe['peak_rss_mib']:.0f}", f"{ours['peak_rss_mib']:.0f}", f"{ratio['peak_rss_mib']:.2f}x", mark("peak_rss_mib"))
-    table.add_row("matmul peak GFLOP/s", f"fp32 {peaks['fp32']:.0f}", f"bf16 {peaks['bf16']:.0f}" if peaks.get("bf16") else "", "", "")
+    def both(key: str, fmt: str) -> tuple[str, str]:
+        return format(recipe[key], fmt), format(ours[key], fmt)
+
+    def gflops(kind: str) -> tuple[str, ...]:
+        return tuple(
+            f"{m[f'train_{kind}_gflops']:.0f} = {m[f'train_{kind}_peak_fraction']:.0%} {peak_name[side]}"
+            for side, m in (("recipe", recipe), ("evspan", ours))
+        )
+
+    table.add_row("precision", precision["recipe"], precision["evspan"], "")
+    table.add_row(
+        "train tokens/s",
+        *both("train_tokens_per_second", ".0f"),
+        verdict("train_tokens_per_second", f"{ratio['train_tokens_per_second']:.2f}x"),
+    )
+    table.add_row("train windows/s", *both("train_windows_per_second", ".2f"), f"{ratio['train_windows_per_second']:.2f}x")
+    table.add_row("train s/step", *both("train_seconds_per_step", ".2f"), "")
+    table.add_row("train padding", *both("train_padding_share", ".0%"), "")
+    table.add_row("GFLOP/s executed", *gflops("executed"), "of own-precision peak")
+    table.add_row("GFLOP/s useful", *gflops("useful"), "real tokens only")
+    table.add_row(
+        "eval tokens/s",
+        *both("eval_tokens_per_second", ".0f"),
+        verdict("eval_tokens_per_second", f"{ratio['eval_tokens_per_second']:.2f}x"),
+    )
+    table.add_row("eval windows/s", *both("eval_windows_per_second", ".2f"), f"{ratio['eval_windows_per_second']:.2f}x")
+    table.add_row("val F1", *both("val_f1", ".2f"), verdict("val_f1", f"{summary['f1_gap']:+.2f}"))
+    table.add_row("val EM", *both("val_exact_match", ".2f"), "")
+    table.add_row("peak RSS MiB", *both("peak_rss_mib", ".0f"), verdict("peak_rss_mib", f"{ratio['peak_rss_mib']:.2f}x"))
+    table.add_row("matmul GFLOP/s", f"fp32 {peaks['fp32']:.0f}", f"bf16 {peaks.get('bf16', 0):.0f}", "measured here")
     return table
 
 
@@ -146,7 +175,9 @@ def _run_child(side: str, round_index: int, spec: Path, workdir: Path, timeout: 
             raise BenchError(f"bench: the {side} side (round {round_index + 1}) ran past {timeout} s; its log: {log_path}") from None
     if done.returncode != 0 or not result_path.is_file():
         tail = "\n".join(log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-_LOG_TAIL:])
-        raise BenchError(f"bench: the {side} side (round {round_index + 1}) failed with exit code {done.returncode}; last lines of its log:\n{tail}")
+        raise BenchError(
+            f"bench: the {side} side (round {round_index + 1}) failed with exit code {done.returncode}; last lines of its log:\n{tail}"
+        )
     return json.loads(result_path.read_text(encoding="utf-8"))
 
 
@@ -164,6 +195,7 @@ def run_bench(
     """
     import torch
 
+    from evmodel.device import resolve_device
     from evtrain.bench.hardware import machine_description, matmul_peak
     from evtrain.components import configure_threads
 
@@ -173,11 +205,17 @@ def run_bench(
     val = tuple(dataset.split.examples.get("val", ()))
     eval_examples = val[: options.eval_examples] if options.eval_examples else val
     if not train_examples or not eval_examples:
-        raise BenchError(f"bench: needs training and validation examples, got {len(train_examples)} train and {len(eval_examples)} val; check the corpus and data.*_ratio")
+        raise BenchError(
+            f"bench: needs training and validation examples, got {len(train_examples)} train and {len(eval_examples)} val; check the corpus and data.*_ratio"
+        )
 
     threads = configure_threads(settings.train.num_threads)
-    console.print(f"Measuring the matmul peak (fp32, bf16) on {threads} threads ...")
-    peak_detail = {"fp32": matmul_peak(torch.float32, seconds_per_shape=options.peak_seconds), "bf16": matmul_peak(torch.bfloat16, seconds_per_shape=options.peak_seconds)}
+    device = str(resolve_device(settings.train.device))
+    console.print(f"Measuring the matmul peak (fp32, bf16) on {device}" + (f" with {threads} threads ..." if device == "cpu" else " ..."))
+    peak_detail = {
+        "fp32": matmul_peak(torch.float32, seconds_per_shape=options.peak_seconds, device=device),
+        "bf16": matmul_peak(torch.bfloat16, seconds_per_shape=options.peak_seconds, device=device),
+    }
     peaks = {name: float(detail["gflops"]) for name, detail in peak_detail.items()}
     console.print(f"  fp32 {peaks['fp32']:.0f} GFLOP/s, bf16 {peaks['bf16']:.0f} GFLOP/s")
 
@@ -205,7 +243,7 @@ def run_bench(
     report = {
         "created": timestamp(),
         "model": settings.model.name,
-        "machine": {**machine_description(), "torch_threads": threads},
+        "machine": {**machine_description(), "torch_threads": threads, "device": device},
         "matmul_peak_gflops": peaks,
         "matmul_peak_detail": peak_detail,
         "options": attrs.asdict(options),
