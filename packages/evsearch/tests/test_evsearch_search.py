@@ -97,6 +97,13 @@ def test_search_end_to_end_then_evaluate_and_predict_the_best_run(tmp_path, base
     out = run_prediction(best, posts, tmp_path / "pred.json", console=quiet(), show_progress=False)
     assert {r["post_id"] for r in json.loads(out.read_text())} == {"n1"}
 
+    # the same command again: nothing left to run, and the best run is already this trial's
+    before = best.metrics.stat().st_mtime_ns
+    console = quiet()
+    run_search(search, base, console=console, show_progress=False, runs_root=tmp_path / "runs")
+    assert best.metrics.stat().st_mtime_ns == before and "nothing to retrain" in console.file.getvalue()
+    assert len(trials_of(search)) == 3
+
 
 def test_resuming_continues_the_same_study_to_the_requested_total(tmp_path, base, make_search):
     first = make_search(trials=2, retrain=False)
@@ -220,9 +227,14 @@ def test_an_unusable_storage_is_a_settings_error_and_claims_nothing(tmp_path, ba
 
 
 def test_ctrl_c_is_held_while_an_outcome_is_recorded():
-    done = []
-    with pytest.raises(KeyboardInterrupt), deferred_interrupts():
-        os.kill(os.getpid(), signal.SIGINT)
-        done.append("recorded")  # still runs: the signal waits for the block to end
-    assert done == ["recorded"]
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    # A background job (nohup ... &) starts with SIGINT ignored; give this test the interactive handler.
+    original = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        done = []
+        with pytest.raises(KeyboardInterrupt), deferred_interrupts():
+            os.kill(os.getpid(), signal.SIGINT)
+            done.append("recorded")  # still runs: the signal waits for the block to end
+        assert done == ["recorded"]
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, original)

@@ -15,7 +15,7 @@ from evdata.dataset import Dataset
 from evsearch import output, space
 from evsearch.dataset import load_search_dataset, subsample_train
 from evsearch.objective import TrainFn, TrialContext
-from evsearch.retrain import retrain_best
+from evsearch.retrain import best_record, is_current, retrain_best
 from evsearch.settings import SearchSettings
 from evsearch.storage import describe_storage
 from evsearch.study import SearchError, create_or_load_study, finished_count, run_worker
@@ -102,7 +102,7 @@ def run_search(
     best_run = None
     has_best = any(t.state == optuna.trial.TrialState.COMPLETE for t in study.get_trials(deepcopy=False))
     if search.retrain and has_best:
-        if dataset is None:
+        if dataset is None and not is_current(Path(search.best_output), best_record(study, search)):
             dataset = load_search_dataset(base, cache_dir)
         retrain_best(study, search, base, dataset, runs_root=runs_root, console=console, show_progress=show_progress)
         best_run = Path(search.best_output)

@@ -53,7 +53,7 @@ def retrain_best(
     study: optuna.Study,
     search: SearchSettings,
     base: RunSettings,
-    dataset: Dataset,
+    dataset: Dataset | None,
     *,
     runs_root: Path = RUNS_ROOT,
     console: Console | None = None,
@@ -70,6 +70,8 @@ def retrain_best(
     if is_current(output, record):
         console.print(escape(f"{output} already holds the retrained trial {record['trial']}: nothing to retrain"))
         return None
+    if dataset is None:
+        raise ValueError("retrain_best needs the dataset unless the output already holds this trial's retrain")
     settings = best_settings(study, search, base)
     console.print(
         escape(f"retraining trial {record['trial']} ({settings.train.epochs} epochs, all training posts, no pruning) into {output}")
