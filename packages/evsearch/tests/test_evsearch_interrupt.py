@@ -33,8 +33,10 @@ def wait_for_running_trials(search, proc, count: int) -> None:
         time.sleep(0.1)
 
 
+# As from a terminal: a background job (nohup ... &, some CI runners) would start with SIGINT ignored.
 SCRIPT = """
-import sys
+import signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from evsearch.api import run_search
 from evsearch.settings import SearchSettings
 from evtrain.settings import RunSettings
