@@ -177,6 +177,7 @@ def report(c, run=None, study=None, split="test", output=None, data_dir=None):
         "steps": "optimizer steps each side trains (batch 12, same learning rate and schedule)",
         "rounds": "runs per side, alternating recipe and evspan, each in a fresh process",
         "eval_examples": "validation examples both sides evaluate (0 = the whole val split)",
+        "eval_repeats": "evaluation passes per run; the fastest counts (all are kept in the JSON)",
         "recipe_precision": "the recipe's Trainer precision: fp32 (its default) or bf16",
         "output": "folder for the JSON report (<UTC timestamp>.json)",
         "set": "override a setting, section.key=value (repeatable); evspan's levers live in [train] and [model]",
@@ -184,14 +185,27 @@ def report(c, run=None, study=None, split="test", output=None, data_dir=None):
     iterable=["set"],
 )
 @_friendly
-def bench(c, data_dir=None, model=None, steps=40, rounds=2, eval_examples=0, recipe_precision="fp32", output="artifacts/bench", set=None):
+def bench(
+    c,
+    data_dir=None,
+    model=None,
+    steps=40,
+    rounds=2,
+    eval_examples=0,
+    eval_repeats=5,
+    recipe_precision="fp32",
+    output="artifacts/bench",
+    set=None,
+):
     """Side-by-side throughput and quality against the Hugging Face Trainer recipe; prints a table, writes JSON."""
     from evdata.dataset import load_dataset
     from evtrain.bench.options import BenchOptions
     from evtrain.bench.runner import run_bench
 
     settings = _settings(set, **{"data.data_dir": data_dir, "model.name": model})
-    options = BenchOptions(steps=steps, rounds=rounds, eval_examples=eval_examples, recipe_precision=recipe_precision)
+    options = BenchOptions(
+        steps=steps, rounds=rounds, eval_examples=eval_examples, eval_repeats=eval_repeats, recipe_precision=recipe_precision
+    )
     dataset = load_dataset(settings.data, _similarity(settings), cache_dir=CACHE)
     run_bench(settings, options, dataset, output_dir=output)
 

@@ -108,3 +108,16 @@ def test_eager_and_sdpa_attention_agree(tiny_bert: Path) -> None:
 def test_dropout_setting_reaches_the_head(tiny_bert: Path) -> None:
     model = EvidenceQA.from_encoder(tiny_bert, attrs.evolve(ModelSettings(), dropout=0.3), seed=0)
     assert model.dropout.p == pytest.approx(0.3)
+
+
+def test_model_traces_under_torch_compile(tiny_bert: Path) -> None:
+    """train.compile wraps the model in torch.compile: dynamo must trace it, outputs included (backend=eager keeps it fast)."""
+    model = EvidenceQA.from_encoder(tiny_bert, ModelSettings(), seed=0).eval()
+    batch = _batch(tiny_bert)
+    positions = {"start_positions": torch.tensor([1, 2]), "end_positions": torch.tensor([3, 4])}
+    compiled = torch.compile(model, backend="eager", dynamic=True)
+    with torch.no_grad():
+        expected = model(**batch, **positions)
+        got = compiled(**batch, **positions)
+    assert torch.allclose(got.start_logits, expected.start_logits, atol=1e-5)
+    assert torch.allclose(got.loss, expected.loss, atol=1e-5)

@@ -120,7 +120,7 @@ def test_bench_report_has_every_figure_for_both_sides(tiny_corpus, tiny_model, t
     settings = tiny_settings(tiny_corpus, tiny_model)
     settings = attrs.evolve(settings, features=FEATURES)
     dataset = load_dataset(settings.data)
-    options = BenchOptions(steps=2, rounds=1, batch_size=4, eval_examples=3)
+    options = BenchOptions(steps=2, rounds=1, batch_size=4, eval_examples=3, eval_repeats=2)
 
     def fast_peak(dtype, **kwargs):
         return matmul_peak(dtype, seconds_per_shape=0.01, shapes=((64, 64, 64),))
@@ -144,6 +144,9 @@ def test_bench_report_has_every_figure_for_both_sides(tiny_corpus, tiny_model, t
     for run in written["runs"]:
         assert run["train"]["steps"] == 2
         assert run["eval"]["examples"] == 3
+        # Evaluation is timed eval_repeats times; the reported time is the fastest pass.
+        assert len(run["eval"]["repeat_seconds"]) == options.eval_repeats == 2
+        assert run["eval"]["seconds"] == min(run["eval"]["repeat_seconds"])
         assert run["train"]["real_tokens"] <= run["train"]["padded_tokens"]
         assert run["peak_rss_mib"] > 0 and run["precision"]
         for key in (

@@ -15,7 +15,9 @@ from evmodel.loading import ModelLoadError, encoder_kwargs, load_config, load_en
 from evmodel.settings import ModelSettings
 
 
-@attrs.frozen(eq=False)  # tensors have no single truth value, so no generated __eq__
+# Not frozen: frozen attrs classes set fields through object.__setattr__, which torch.compile cannot trace.
+# eq=False: tensors have no single truth value, so no generated __eq__.
+@attrs.define(eq=False)
 class QAOutput:
     """Per-token start and end logits (batch x tokens), and the loss when labels were given."""
 

@@ -78,7 +78,7 @@ def run_evaluation(
         raise RunError(f"the {split} split has no examples")
     configure_threads(settings.train.num_threads)
     device = resolve_device(settings.train.device)
-    precision = resolve_precision(settings.train.precision, device)
+    precision = resolve_precision(settings.train.precision, device, cast_eval_weights=settings.train.eval_cast_weights)
     model, tokenizer, _ = load_checkpoint(run.model, settings.model, device=str(device))
     windows = build_windows(examples, tokenizer, settings.features)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
@@ -134,7 +134,7 @@ def run_prediction(
     settings = RunSettings.load(run.settings)
     configure_threads(settings.train.num_threads)
     device = resolve_device(settings.train.device)
-    precision = resolve_precision(settings.train.precision, device)
+    precision = resolve_precision(settings.train.precision, device, cast_eval_weights=settings.train.eval_cast_weights)
     model, tokenizer, _ = load_checkpoint(run.model, settings.model, device=str(device))
     posts = read_input_posts(input_path)
     records = predict_posts(

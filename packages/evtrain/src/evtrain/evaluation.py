@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Sequence
 
@@ -28,6 +29,18 @@ class EvalResult:
     real_tokens: int
 
 
+def inference_model(model: torch.nn.Module, precision: PrecisionPlan) -> tuple[torch.nn.Module, PrecisionPlan]:
+    """The model and plan to run inference with: a copy cast to ``precision.eval_weights_dtype`` without autocast, if set.
+
+    The returned plan has no ``eval_weights_dtype``, so passing both on (as ``predict`` does for
+    many chunks) casts once.
+    """
+    if precision.eval_weights_dtype is None:
+        return model, precision
+    cast = copy.deepcopy(model).to(precision.eval_weights_dtype)
+    return cast, attrs.evolve(precision, autocast_dtype=None, eval_weights_dtype=None)
+
+
 @torch.inference_mode()
 def window_logits(
     model: torch.nn.Module,
@@ -40,8 +53,11 @@ def window_logits(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Start and end logits for every window, as float32 ``[W, L]`` tensors (L = longest window).
 
-    Batches are sorted by length so each is padded only to its own longest member.
+    Batches are sorted by length so each is padded only to its own longest member. When the plan
+    says so (``train.eval_cast_weights``), a copy of the model cast to bf16 runs without autocast:
+    no per-operation weight casts, half-size activations.
     """
+    model, precision = inference_model(model, precision)
     was_training = model.training
     model.eval()
     width = int(windows.lengths.max()) if len(windows) else 1

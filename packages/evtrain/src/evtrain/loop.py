@@ -22,6 +22,7 @@ from evfeatures.batching import length_grouped_batches, subsample_negatives
 from evfeatures.windows import build_windows, check_window_settings
 from evmodel.checkpoint import load_checkpoint, save_checkpoint
 from evmodel.device import resolve_device
+from evmodel.kernels import use_fp32_attention
 from evmodel.loading import load_tokenizer, resolve_model
 from evmodel.qa import EvidenceQA
 from evtrain.baselines import baseline_scores
@@ -125,12 +126,14 @@ class _Trainer:
     def _setup_model(self) -> None:
         self.threads = configure_threads(self.t.num_threads)
         self.device = resolve_device(self.t.device)
-        self.precision = resolve_precision(self.t.precision, self.device)
+        self.precision = resolve_precision(self.t.precision, self.device, cast_eval_weights=self.t.eval_cast_weights)
         seed_everything(self.t.seed)
         self.model_path = resolve_model(self.s.model.name, self.s.model)
         self.tokenizer = load_tokenizer(self.model_path)
         self.model = EvidenceQA.from_encoder(self.model_path, self.s.model, seed=self.t.seed).to(self.device)
         set_attention_dropout(self.model, self.t.attention_dropout)
+        if self.device.type == "cpu" and self.t.cpu_attention_fp32 and self.precision.autocast_dtype is not None:
+            use_fp32_attention(self.model)
         if self.s.model.gradient_checkpointing:
             self.model.gradient_checkpointing_enable()
         self.forward = torch.compile(self.model, dynamic=True) if self.t.compile else self.model

@@ -13,6 +13,8 @@ class PrecisionPlan:
     autocast_dtype: torch.dtype | None
     use_grad_scaler: bool
     label: str
+    eval_weights_dtype: torch.dtype | None = None
+    """Evaluation runs a copy of the model cast to this dtype, without autocast (None = autocast over the weights)."""
 
     def autocast(self, device: torch.device):
         """A context manager for the forward pass (a no-op when precision is off)."""
@@ -34,12 +36,22 @@ def cuda_supports_bf16(device: torch.device) -> bool:
     return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
 
 
-def resolve_precision(setting: str, device: torch.device, *, cpu_bf16: bool | None = None) -> PrecisionPlan:
+def resolve_precision(
+    setting: str, device: torch.device, *, cpu_bf16: bool | None = None, cast_eval_weights: bool = False
+) -> PrecisionPlan:
     """Turn ``train.precision`` (auto|off|bf16|fp16) into a plan for ``device``.
 
     ``auto``: bf16 autocast on a CPU with native bf16, else fp32; on CUDA bf16 where supported, else
-    fp16 with a gradient scaler. An explicit request the device cannot honour is an error.
+    fp16 with a gradient scaler. An explicit request the device cannot honour is an error. With
+    ``cast_eval_weights`` (``train.eval_cast_weights``) a bf16 plan evaluates a bf16 copy of the model.
     """
+    plan = _resolve(setting, device, cpu_bf16)
+    if cast_eval_weights and plan.autocast_dtype == torch.bfloat16:
+        return attrs.evolve(plan, eval_weights_dtype=torch.bfloat16)
+    return plan
+
+
+def _resolve(setting: str, device: torch.device, cpu_bf16: bool | None) -> PrecisionPlan:
     if setting == "off":
         return PrecisionPlan(None, False, "fp32")
     if device.type == "cpu":

@@ -12,7 +12,7 @@ from evdata.records import SYMPTOMS, Post, QAExample, symptom_question
 from evfeatures.decode import decode
 from evfeatures.settings import FeatureSettings
 from evfeatures.windows import build_windows
-from evtrain.evaluation import window_logits
+from evtrain.evaluation import inference_model, window_logits
 from evtrain.precision import PrecisionPlan
 
 POSTS_PER_CHUNK = 32  # posts tokenised and scored together; bounds memory on large inputs
@@ -78,6 +78,7 @@ def predict_posts(
     """One record per post (per post and symptom in ``symptom`` mode): span, offsets, score, n-best."""
     from tqdm.auto import tqdm
 
+    model, precision = inference_model(model, precision)
     records: list[dict] = []
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     with tqdm(total=len(posts), desc="predict", unit="post", disable=not show_progress) as bar:

@@ -21,6 +21,11 @@ class BenchOptions:
     """Training windows per optimizer step, both sides (no gradient accumulation)."""
     eval_examples: int = 0
     """Validation examples both sides evaluate (the first N of the val split; 0 = all of it)."""
+    eval_repeats: int = 5
+    """Passes each side makes over the evaluation examples with its trained model; the fastest counts.
+
+    One pass takes seconds, so a busy moment of the machine can double it; the fastest of several is
+    what the code can do here (every pass is kept in the JSON)."""
     recipe_precision: Literal["fp32", "bf16"] = "fp32"
     """The recipe's Trainer precision: ``fp32`` is its default; ``bf16`` passes ``bf16=True`` as a user could."""
     peak_seconds: float = 0.5
@@ -35,6 +40,7 @@ class BenchOptions:
                 (self.steps >= 1, f"steps: must be >= 1, got {self.steps}"),
                 (self.rounds >= 1, f"rounds: must be >= 1, got {self.rounds}"),
                 (self.batch_size >= 1, f"batch_size: must be >= 1, got {self.batch_size}"),
+                (self.eval_repeats >= 1, f"eval_repeats: must be >= 1, got {self.eval_repeats}"),
                 (self.eval_examples >= 0, f"eval_examples: must be >= 0 (0 = the whole val split), got {self.eval_examples}"),
                 (self.recipe_precision in ("fp32", "bf16"), f"recipe_precision: must be 'fp32' or 'bf16', got {self.recipe_precision!r}"),
                 (self.peak_seconds > 0, f"peak_seconds: must be > 0, got {self.peak_seconds}"),

@@ -2,8 +2,9 @@
 
 Nothing is re-implemented here: the loop trains with the settings' levers (length-grouped batches
 padded to their longest window, autocast precision, optional torch.compile, fused AdamW) and
-validates after the last step with ``evaluate_windows`` (forward over length-sorted batches +
-vectorised decoding + SQuAD scoring), timing both itself. This module only builds the settings
+validates after the last step. Evaluation is then timed on the path ``invoke evaluate`` takes: the
+saved checkpoint is reloaded and ``evaluate_windows`` (forward over length-sorted batches +
+vectorised decoding + SQuAD scoring) runs ``eval_repeats`` times; the fastest pass counts. This module only builds the settings
 for a fixed number of steps and re-derives the loop's batch plan to count padded tokens and FLOPs.
 """
 
@@ -94,6 +95,7 @@ def run_ours(
     batch_size: int,
     synthetic: bool,
     output_dir: str | Path,
+    eval_repeats: int = 5,
 ) -> dict[str, Any]:
     """Train with evspan's loop for ``steps`` steps, validate on ``eval_examples``; throughput and scores."""
     from evtrain.loop import train
@@ -114,6 +116,7 @@ def run_ours(
         show_progress=False,
     )
     metrics = result.metrics
+    evaluation = _timed_evaluations(result.run, run_settings, tokenizer, eval_examples, eval_windows, repeats=eval_repeats)
     history = metrics["history"]
     seconds = float(sum(h["train_seconds"] for h in history))
     loop_tokens = round(sum(h["train_tokens_per_second"] * h["train_seconds"] for h in history))
@@ -143,10 +146,43 @@ def run_ours(
             "windows": len(eval_windows),
             "real_tokens": int(eval_windows.lengths.sum()),
             "padded_tokens": _sorted_padded_tokens(eval_windows.lengths, run_settings.train.eval_batch_size),
-            "seconds": float(last["eval_seconds"]),
+            "seconds": min(evaluation["seconds"]),
+            "repeat_seconds": evaluation["seconds"],
         },
-        "quality": {"f1": float(last["val_f1"]), "exact_match": float(last["val_exact_match"]), "n": len(eval_examples)},
+        "quality": {**evaluation["metrics"], "n": len(eval_examples)},
     }
+
+
+def _timed_evaluations(
+    run: Any, settings: RunSettings, tokenizer: Any, examples: Sequence[QAExample], windows: Windows, *, repeats: int
+) -> dict[str, Any]:
+    """``invoke evaluate``'s path, ``repeats`` times: reload the saved checkpoint, forward, decode, score."""
+    from evmodel.checkpoint import load_checkpoint
+    from evmodel.device import resolve_device
+    from evtrain.evaluation import evaluate_windows
+    from evtrain.precision import resolve_precision
+
+    t = settings.train
+    device = resolve_device(t.device)
+    precision = resolve_precision(t.precision, device, cast_eval_weights=t.eval_cast_weights)
+    model, _, _ = load_checkpoint(run.model, settings.model, device=str(device))
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    seconds: list[float] = []
+    metrics: dict[str, float] = {}
+    for _ in range(repeats):
+        result = evaluate_windows(
+            model,
+            examples,
+            windows,
+            settings.features,
+            batch_size=t.eval_batch_size,
+            pad_token_id=pad_id,
+            device=device,
+            precision=precision,
+        )
+        seconds.append(result.seconds)
+        metrics = {"f1": float(result.metrics["f1"]), "exact_match": float(result.metrics["exact_match"])}
+    return {"seconds": seconds, "metrics": metrics}
 
 
 def _batches_per_epoch(windows: Windows, settings: RunSettings) -> int:
@@ -168,6 +204,8 @@ def _levers(settings: RunSettings) -> dict[str, Any]:
         "train.precision": t.precision,
         "train.compile": t.compile,
         "train.attention_dropout": t.attention_dropout,
+        "train.cpu_attention_fp32": t.cpu_attention_fp32,
+        "train.eval_cast_weights": t.eval_cast_weights,
         "train.num_threads": t.num_threads,
         "train.negative_window_ratio": t.negative_window_ratio,
         "model.attn_implementation": settings.model.attn_implementation,

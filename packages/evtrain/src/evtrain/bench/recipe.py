@@ -177,8 +177,11 @@ def run_recipe(
     seed: int,
     bf16: bool,
     output_dir: str | Path,
+    eval_repeats: int = 5,
 ) -> dict[str, Any]:
     """Train the recipe for ``steps`` optimizer steps, then predict and post-process the evaluation examples.
+
+    Evaluation runs ``eval_repeats`` times; the fastest pass is reported.
 
     Returns throughput (real and padded tokens, windows, seconds, FLOPs) for training and
     evaluation, and the validation scores.
@@ -247,16 +250,26 @@ def run_recipe(
     hook.remove()
     train_seconds = clock["end"] - clock["start"]
 
-    t0 = time.perf_counter()
-    prediction = trainer.predict(_Windows(eval_arrays, _MODEL_INPUTS))
-    t1 = time.perf_counter()
-    start_logits, end_logits = prediction.predictions[:2]
-    answers = postprocess_predictions(
-        eval_examples, eval_arrays, start_logits, end_logits, n_best_size=features.n_best_size, max_answer_length=features.max_answer_length
-    )
-    t2 = time.perf_counter()
-    scores = squad_scores(answers, {ex.id: [a.text for a in ex.answers] for ex in eval_examples})
-    t3 = time.perf_counter()
+    timings: list[tuple[float, float, float]] = []
+    for _ in range(eval_repeats):
+        t0 = time.perf_counter()
+        prediction = trainer.predict(_Windows(eval_arrays, _MODEL_INPUTS))
+        t1 = time.perf_counter()
+        start_logits, end_logits = prediction.predictions[:2]
+        answers = postprocess_predictions(
+            eval_examples,
+            eval_arrays,
+            start_logits,
+            end_logits,
+            n_best_size=features.n_best_size,
+            max_answer_length=features.max_answer_length,
+        )
+        t2 = time.perf_counter()
+        scores = squad_scores(answers, {ex.id: [a.text for a in ex.answers] for ex in eval_examples})
+        t3 = time.perf_counter()
+        timings.append((t3 - t0, t1 - t0, t2 - t1))
+    # The fastest pass by total time, with its forward and decoding shares.
+    total, forward, decoding = min(timings)
 
     eval_lengths = eval_arrays["attention_mask"].sum(axis=1)
     return {
@@ -274,9 +287,10 @@ def run_recipe(
             "windows": len(eval_lengths),
             "real_tokens": int(eval_lengths.sum()),
             "padded_tokens": int(eval_arrays["input_ids"].size),
-            "seconds": t3 - t0,
-            "forward_seconds": t1 - t0,
-            "decode_seconds": t2 - t1,
+            "seconds": total,
+            "forward_seconds": forward,
+            "decode_seconds": decoding,
+            "repeat_seconds": [t[0] for t in timings],
         },
         "quality": scores,
     }

@@ -118,7 +118,11 @@ def bench_table(report: dict[str, Any]) -> Table:
     title = f"invoke bench: {report['model']}, {opts['steps']} steps x {opts['batch_size']}, {opts['rounds']} runs per side"
     if report["data"]["synthetic"]:
         title += " (synthetic demo corpus)"
-    table = Table(title=title)
+    caption = (
+        f"train: all {opts['steps']} steps of a run; eval: the fastest of {opts.get('eval_repeats', 1)} passes of a run "
+        "(forward + decoding + scoring); each figure is the median over runs"
+    )
+    table = Table(title=title, caption=caption)
     for name, justify in (("median", "left"), ("HF recipe", "right"), ("evspan", "right"), ("evspan/recipe  target", "left")):
         table.add_column(name, justify=justify)
 

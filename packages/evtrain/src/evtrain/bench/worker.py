@@ -96,6 +96,7 @@ def run_side(side: str, spec_path: str | Path, workdir: str | Path) -> dict[str,
             seed=t.seed,
             bf16=options.recipe_precision == "bf16",
             output_dir=workdir / "recipe-trainer",
+            eval_repeats=options.eval_repeats,
         )
     else:
         from evtrain.bench.ours import run_ours
@@ -110,6 +111,7 @@ def run_side(side: str, spec_path: str | Path, workdir: str | Path) -> dict[str,
             batch_size=options.batch_size,
             synthetic=bool(spec["synthetic"]),
             output_dir=workdir,
+            eval_repeats=options.eval_repeats,
         )
     return {"side": side, **result, "peak_rss_mib": peak_rss_mib(), "wall_seconds": time.perf_counter() - t0}
 
