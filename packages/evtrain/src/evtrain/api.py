@@ -19,7 +19,7 @@ from evmodel.device import resolve_device
 from evtrain.components import configure_threads
 from evtrain.evaluation import evaluate_windows, prediction_records
 from evtrain.loop import RunResult, train
-from evtrain.precision import resolve_precision
+from evtrain.precision import PrecisionPlan, resolve_precision
 from evtrain.predict import predict_posts, read_input_posts
 from evtrain.runs import RUNS_ROOT, RunError, RunPaths, new_run, resolve_run, update_latest
 from evtrain.settings import RunSettings
@@ -61,6 +61,29 @@ def load_run_settings(run: RunPaths, data_dir: str | None = None) -> RunSettings
     return settings
 
 
+@attrs.frozen
+class InferenceSetup:
+    """A saved checkpoint loaded for evaluation or prediction, on the device and precision its settings name."""
+
+    model: Any
+    tokenizer: Any
+    device: Any
+    precision: PrecisionPlan
+
+    @property
+    def pad_id(self) -> int:
+        return self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+
+
+def load_for_inference(model_dir: str | Path, settings: RunSettings) -> InferenceSetup:
+    """Threads, device, precision plan (``train.eval_cast_weights`` included) and the checkpoint in ``model_dir``."""
+    configure_threads(settings.train.num_threads)
+    device = resolve_device(settings.train.device)
+    precision = resolve_precision(settings.train.precision, device, cast_eval_weights=settings.train.eval_cast_weights)
+    model, tokenizer, _ = load_checkpoint(model_dir, settings.model, device=str(device))
+    return InferenceSetup(model, tokenizer, device, precision)
+
+
 def run_evaluation(
     run: RunPaths,
     split: str,
@@ -76,21 +99,17 @@ def run_evaluation(
         raise RunError(f"unknown split {split!r}: choose one of {', '.join(dataset.split.examples)}")
     if not examples:
         raise RunError(f"the {split} split has no examples")
-    configure_threads(settings.train.num_threads)
-    device = resolve_device(settings.train.device)
-    precision = resolve_precision(settings.train.precision, device, cast_eval_weights=settings.train.eval_cast_weights)
-    model, tokenizer, _ = load_checkpoint(run.model, settings.model, device=str(device))
-    windows = build_windows(examples, tokenizer, settings.features)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    setup = load_for_inference(run.model, settings)
+    windows = build_windows(examples, setup.tokenizer, settings.features)
     result = evaluate_windows(
-        model,
+        setup.model,
         examples,
         windows,
         settings.features,
         batch_size=settings.train.eval_batch_size,
-        pad_token_id=pad_id,
-        device=device,
-        precision=precision,
+        pad_token_id=setup.pad_id,
+        device=setup.device,
+        precision=setup.precision,
     )
     metrics = {"split": split, **result.metrics, "seconds": result.seconds, "windows": result.windows}
     atomic_write_json(run.split_metrics(split), metrics)
@@ -132,20 +151,17 @@ def run_prediction(
     """Evidence spans for the posts in ``input_path``, written as JSON (default: run/predictions/<input stem>.predict.json)."""
     console = console or Console()
     settings = RunSettings.load(run.settings)
-    configure_threads(settings.train.num_threads)
-    device = resolve_device(settings.train.device)
-    precision = resolve_precision(settings.train.precision, device, cast_eval_weights=settings.train.eval_cast_weights)
-    model, tokenizer, _ = load_checkpoint(run.model, settings.model, device=str(device))
+    setup = load_for_inference(run.model, settings)
     posts = read_input_posts(input_path)
     records = predict_posts(
-        model,
-        tokenizer,
+        setup.model,
+        setup.tokenizer,
         posts,
         question_mode=settings.data.question_mode,
         features=settings.features,
         batch_size=settings.train.eval_batch_size,
-        device=device,
-        precision=precision,
+        device=setup.device,
+        precision=setup.precision,
         show_progress=show_progress,
     )
     out = Path(output) if output else run.predictions / f"{Path(input_path).stem}.predict.json"

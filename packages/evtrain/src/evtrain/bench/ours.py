@@ -116,7 +116,7 @@ def run_ours(
         show_progress=False,
     )
     metrics = result.metrics
-    evaluation = _timed_evaluations(result.run, run_settings, tokenizer, eval_examples, eval_windows, repeats=eval_repeats)
+    evaluation = _timed_evaluations(result.run, run_settings, eval_examples, eval_windows, repeats=eval_repeats)
     history = metrics["history"]
     seconds = float(sum(h["train_seconds"] for h in history))
     loop_tokens = round(sum(h["train_tokens_per_second"] * h["train_seconds"] for h in history))
@@ -153,32 +153,24 @@ def run_ours(
     }
 
 
-def _timed_evaluations(
-    run: Any, settings: RunSettings, tokenizer: Any, examples: Sequence[QAExample], windows: Windows, *, repeats: int
-) -> dict[str, Any]:
+def _timed_evaluations(run: Any, settings: RunSettings, examples: Sequence[QAExample], windows: Windows, *, repeats: int) -> dict[str, Any]:
     """``invoke evaluate``'s path, ``repeats`` times: reload the saved checkpoint, forward, decode, score."""
-    from evmodel.checkpoint import load_checkpoint
-    from evmodel.device import resolve_device
+    from evtrain.api import load_for_inference
     from evtrain.evaluation import evaluate_windows
-    from evtrain.precision import resolve_precision
 
-    t = settings.train
-    device = resolve_device(t.device)
-    precision = resolve_precision(t.precision, device, cast_eval_weights=t.eval_cast_weights)
-    model, _, _ = load_checkpoint(run.model, settings.model, device=str(device))
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    setup = load_for_inference(run.model, settings)
     seconds: list[float] = []
     metrics: dict[str, float] = {}
     for _ in range(repeats):
         result = evaluate_windows(
-            model,
+            setup.model,
             examples,
             windows,
             settings.features,
-            batch_size=t.eval_batch_size,
-            pad_token_id=pad_id,
-            device=device,
-            precision=precision,
+            batch_size=settings.train.eval_batch_size,
+            pad_token_id=setup.pad_id,
+            device=setup.device,
+            precision=setup.precision,
         )
         seconds.append(result.seconds)
         metrics = {"f1": float(result.metrics["f1"]), "exact_match": float(result.metrics["exact_match"])}
