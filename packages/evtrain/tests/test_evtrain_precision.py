@@ -43,22 +43,21 @@ def test_cast_eval_weights_only_for_bf16_plans(monkeypatch):
     assert resolve_precision("bf16", CPU, cpu_bf16=True, cast_eval_weights=True).eval_weights_dtype == torch.bfloat16
     assert resolve_precision("bf16", CPU, cpu_bf16=True).eval_weights_dtype is None
     assert resolve_precision("off", CPU, cast_eval_weights=True).eval_weights_dtype is None
+    # oneDNN-fused linears: only for the bf16 copy, only on a CPU.
+    assert resolve_precision("bf16", CPU, cpu_bf16=True, cast_eval_weights=True, onednn_linears=True).eval_onednn_linears
+    assert not resolve_precision("bf16", CPU, cpu_bf16=True, onednn_linears=True).eval_onednn_linears
+    assert not resolve_precision("bf16", torch.device("cuda"), cast_eval_weights=True, onednn_linears=True).eval_onednn_linears
     monkeypatch.setattr(precision, "cuda_supports_bf16", lambda d: False)
     # fp16 weights can overflow where fp16 autocast does not: fp16 plans keep autocast.
     assert resolve_precision("auto", torch.device("cuda"), cast_eval_weights=True).eval_weights_dtype is None
 
 
-def test_bf16_weight_evaluation_matches_autocast_and_leaves_the_model_alone(tiny_model):
+def _windows(lengths):
     from evfeatures.windows import Windows
-    from evmodel.qa import EvidenceQA
-    from evmodel.settings import ModelSettings
-    from evtrain.evaluation import inference_model, window_logits
 
-    model = EvidenceQA.from_encoder(tiny_model, ModelSettings(), seed=0).train()
     rng = torch.Generator().manual_seed(0)
-    lengths = [30, 17, 30, 9]
     ids = [torch.randint(5, 60, (n,), generator=rng).numpy() for n in lengths]
-    windows = Windows(
+    return Windows(
         input_ids=ids,
         token_type_ids=None,
         offsets=[np.full((n, 2), -1) for n in lengths],
@@ -66,6 +65,15 @@ def test_bf16_weight_evaluation_matches_autocast_and_leaves_the_model_alone(tiny
         start_positions=[0] * len(lengths),
         end_positions=[0] * len(lengths),
     )
+
+
+def test_bf16_weight_evaluation_matches_autocast_and_leaves_the_model_alone(tiny_model):
+    from evmodel.qa import EvidenceQA
+    from evmodel.settings import ModelSettings
+    from evtrain.evaluation import inference_model, window_logits
+
+    model = EvidenceQA.from_encoder(tiny_model, ModelSettings(), seed=0).train()
+    windows = _windows([30, 17, 30, 9])
     autocast_plan = resolve_precision("bf16", CPU, cpu_bf16=True)
     cast_plan = resolve_precision("bf16", CPU, cpu_bf16=True, cast_eval_weights=True)
     kwargs = {"batch_size": 2, "pad_token_id": 0, "device": CPU}
@@ -76,3 +84,33 @@ def test_bf16_weight_evaluation_matches_autocast_and_leaves_the_model_alone(tiny
     cast, plan = inference_model(model, cast_plan)
     assert cast is not model and plan.eval_weights_dtype is None and plan.autocast_dtype is None
     assert all(p.dtype == torch.bfloat16 for p in cast.parameters())
+
+
+def test_fused_evaluation_copy_matches_and_leaves_the_model_alone(tiny_model):
+    """``train.eval_onednn_linears``: the evaluation copy is fused, its logits agree with the plain bf16 copy's, the model is untouched."""
+    from torch import nn
+
+    from evmodel.kernels import OneDNNLinear, onednn_inference_available
+    from evmodel.qa import EvidenceQA
+    from evmodel.settings import ModelSettings
+    from evtrain.evaluation import inference_model, window_logits
+
+    if not onednn_inference_available(nn.Linear(1, 1).to(torch.bfloat16)):
+        pytest.skip("this CPU's oneDNN has no native bf16")
+    model = EvidenceQA.from_encoder(tiny_model, ModelSettings(), seed=0).train()
+    with torch.no_grad():
+        model.qa_outputs.weight.normal_(0, 1, generator=torch.Generator().manual_seed(1))
+    windows = _windows([30, 17, 30, 9])
+    plain = resolve_precision("bf16", CPU, cpu_bf16=True, cast_eval_weights=True)
+    fused_plan = resolve_precision("bf16", CPU, cpu_bf16=True, cast_eval_weights=True, onednn_linears=True)
+    kwargs = {"batch_size": 2, "pad_token_id": 0, "device": CPU}
+    p_start, p_end = window_logits(model, windows, precision=plain, **kwargs)
+    f_start, f_end = window_logits(model, windows, precision=fused_plan, **kwargs)
+    scale = p_start[torch.isfinite(p_start)].abs().max()
+    assert scale > 1
+    assert torch.allclose(p_start, f_start, atol=0.05 * scale) and torch.allclose(p_end, f_end, atol=0.05 * scale)
+    assert torch.equal(torch.isfinite(p_start), torch.isfinite(f_start))
+    assert model.training and all(type(m) is not OneDNNLinear for m in model.modules())
+    fused, plan = inference_model(model, fused_plan)
+    assert not plan.eval_onednn_linears and plan.eval_weights_dtype is None
+    assert sum(isinstance(m, OneDNNLinear) for m in fused.modules()) == sum(type(m) is nn.Linear for m in model.modules())

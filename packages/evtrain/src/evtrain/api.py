@@ -79,7 +79,12 @@ def load_for_inference(model_dir: str | Path, settings: RunSettings) -> Inferenc
     """Threads, device, precision plan (``train.eval_cast_weights`` included) and the checkpoint in ``model_dir``."""
     configure_threads(settings.train.num_threads)
     device = resolve_device(settings.train.device)
-    precision = resolve_precision(settings.train.precision, device, cast_eval_weights=settings.train.eval_cast_weights)
+    precision = resolve_precision(
+        settings.train.precision,
+        device,
+        cast_eval_weights=settings.train.eval_cast_weights,
+        onednn_linears=settings.train.eval_onednn_linears,
+    )
     model, tokenizer, _ = load_checkpoint(model_dir, settings.model, device=str(device))
     return InferenceSetup(model, tokenizer, device, precision)
 

@@ -32,13 +32,19 @@ class EvalResult:
 def inference_model(model: torch.nn.Module, precision: PrecisionPlan) -> tuple[torch.nn.Module, PrecisionPlan]:
     """The model and plan to run inference with: a copy cast to ``precision.eval_weights_dtype`` without autocast, if set.
 
-    The returned plan has no ``eval_weights_dtype``, so passing both on (as ``predict`` does for
+    With ``precision.eval_onednn_linears`` the copy's linear layers become oneDNN matmuls with bias and
+    feed-forward GELU fused in (``evmodel.kernels.fuse_linears_for_cpu_inference``; a no-op off a bf16
+    CPU). The returned plan has no ``eval_weights_dtype``, so passing both on (as ``predict`` does for
     many chunks) casts once.
     """
     if precision.eval_weights_dtype is None:
         return model, precision
-    cast = copy.deepcopy(model).to(precision.eval_weights_dtype)
-    return cast, attrs.evolve(precision, autocast_dtype=None, eval_weights_dtype=None)
+    cast = copy.deepcopy(model).to(precision.eval_weights_dtype).eval()
+    if precision.eval_onednn_linears:
+        from evmodel.kernels import fuse_linears_for_cpu_inference
+
+        fuse_linears_for_cpu_inference(cast)
+    return cast, attrs.evolve(precision, autocast_dtype=None, eval_weights_dtype=None, eval_onednn_linears=False)
 
 
 @torch.inference_mode()

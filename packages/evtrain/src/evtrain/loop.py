@@ -126,7 +126,9 @@ class _Trainer:
     def _setup_model(self) -> None:
         self.threads = configure_threads(self.t.num_threads)
         self.device = resolve_device(self.t.device)
-        self.precision = resolve_precision(self.t.precision, self.device, cast_eval_weights=self.t.eval_cast_weights)
+        self.precision = resolve_precision(
+            self.t.precision, self.device, cast_eval_weights=self.t.eval_cast_weights, onednn_linears=self.t.eval_onednn_linears
+        )
         seed_everything(self.t.seed)
         self.model_path = resolve_model(self.s.model.name, self.s.model)
         self.tokenizer = load_tokenizer(self.model_path)

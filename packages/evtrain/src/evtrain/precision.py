@@ -15,6 +15,8 @@ class PrecisionPlan:
     label: str
     eval_weights_dtype: torch.dtype | None = None
     """Evaluation runs a copy of the model cast to this dtype, without autocast (None = autocast over the weights)."""
+    eval_onednn_linears: bool = False
+    """On a CPU, that bf16 copy's linear layers run as oneDNN matmuls with bias and GELU fused in (``evmodel.kernels``)."""
 
     def autocast(self, device: torch.device):
         """A context manager for the forward pass (a no-op when precision is off)."""
@@ -37,17 +39,23 @@ def cuda_supports_bf16(device: torch.device) -> bool:
 
 
 def resolve_precision(
-    setting: str, device: torch.device, *, cpu_bf16: bool | None = None, cast_eval_weights: bool = False
+    setting: str,
+    device: torch.device,
+    *,
+    cpu_bf16: bool | None = None,
+    cast_eval_weights: bool = False,
+    onednn_linears: bool = False,
 ) -> PrecisionPlan:
     """Turn ``train.precision`` (auto|off|bf16|fp16) into a plan for ``device``.
 
     ``auto``: bf16 autocast on a CPU with native bf16, else fp32; on CUDA bf16 where supported, else
     fp16 with a gradient scaler. An explicit request the device cannot honour is an error. With
-    ``cast_eval_weights`` (``train.eval_cast_weights``) a bf16 plan evaluates a bf16 copy of the model.
+    ``cast_eval_weights`` (``train.eval_cast_weights``) a bf16 plan evaluates a bf16 copy of the model,
+    and with ``onednn_linears`` (``train.eval_onednn_linears``) on a CPU that copy's linears are fused.
     """
     plan = _resolve(setting, device, cpu_bf16)
     if cast_eval_weights and plan.autocast_dtype == torch.bfloat16:
-        return attrs.evolve(plan, eval_weights_dtype=torch.bfloat16)
+        return attrs.evolve(plan, eval_weights_dtype=torch.bfloat16, eval_onednn_linears=onednn_linears and device.type == "cpu")
     return plan
 
 

@@ -33,6 +33,16 @@ class TrainSettings:
     validation and test scores as autocast on the default run's checkpoint. fp16 plans keep autocast
     (fp16 weights can overflow).
     """
+    eval_onednn_linears: bool = True
+    """CPU evaluation of that bf16 copy: every linear layer a oneDNN matmul on a pre-packed weight, with the bias and
+    the feed-forward GELU fused into it (``evmodel.kernels``). No effect on CUDA, in fp32, or without ``eval_cast_weights``.
+
+    Same computation, rounded at different places: the GELU is taken on the fp32 accumulator before rounding
+    to bf16. On the default run's checkpoint (val and test, 288 examples) the largest logit deviation from
+    fp32 fell from 0.20-0.56 to 0.19-0.38 (mean 0.008 either way), and 287 of 288 predictions equal fp32's
+    (288 without it: one near-tie flips). Interleaved A/B on a 2-core AMX CPU: 1.16-1.21x faster evaluation
+    (fastest of 6-7 passes each); the profiled linear + bias + GELU time fell by 31%.
+    """
     grad_accum_steps: int = 1
     """Effective batch = batch_size x grad_accum_steps."""
     learning_rate: float = 1e-4

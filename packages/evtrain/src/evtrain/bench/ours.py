@@ -198,6 +198,7 @@ def _levers(settings: RunSettings) -> dict[str, Any]:
         "train.attention_dropout": t.attention_dropout,
         "train.cpu_attention_fp32": t.cpu_attention_fp32,
         "train.eval_cast_weights": t.eval_cast_weights,
+        "train.eval_onednn_linears": t.eval_onednn_linears,
         "train.num_threads": t.num_threads,
         "train.negative_window_ratio": t.negative_window_ratio,
         "model.attn_implementation": settings.model.attn_implementation,
