@@ -177,3 +177,24 @@ def test_packed_weights_refuse_training(tiny_bert: Path) -> None:
     linear = OneDNNLinear(nn.Linear(4, 3).to(torch.bfloat16))
     with pytest.raises(RuntimeError, match="for inference"):
         linear(torch.ones(2, 4, dtype=torch.bfloat16, requires_grad=True))
+
+
+@pytest.mark.parametrize("autocast", [False, True])
+def test_fp32_attention_ignores_padding(tiny_bert: Path, autocast: bool) -> None:
+    """A window's logits do not depend on how much padding its batch adds, while training (grad on) and in inference."""
+    model = EvidenceQA.from_encoder(tiny_bert, ModelSettings(dropout=0.0), seed=0).eval()
+    with torch.no_grad():
+        model.qa_outputs.weight.normal_(0, 1, generator=torch.Generator().manual_seed(1))
+    assert use_fp32_attention(model)
+    tokenizer = load_tokenizer(tiny_bert)
+    alone = tokenizer(["is there hopelessness?"], ["I feel hopeless."], return_tensors="pt")
+    padded = tokenizer(["is there hopelessness?"], ["I feel hopeless."], padding="max_length", max_length=64, return_tensors="pt")
+    n = alone["input_ids"].shape[1]
+    assert padded["attention_mask"].sum() == n < 64
+    for grad in (True, False):
+        with torch.set_grad_enabled(grad), torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            a = model(**alone).start_logits.detach().float()
+            b = model(**padded).start_logits.detach().float()[:, :n]
+        # Attending to the padding moves this tiny model's logits by ~0.7% of their range.
+        tolerance = 2e-3 * float(a.abs().max()) if autocast else 1e-4
+        assert torch.allclose(a, b, atol=tolerance), (grad, float((a - b).abs().max()), float(a.abs().max()))

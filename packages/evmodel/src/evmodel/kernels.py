@@ -44,10 +44,17 @@ def _sdpa_fp32_on_cpu(
 
 
 def register_attention() -> str:
-    """Register ``ATTENTION_FP32`` with transformers (idempotent); returns its name."""
+    """Register ``ATTENTION_FP32`` with transformers (idempotent); returns its name.
+
+    Both halves are needed: the attention function, and the padding-mask builder under the same name.
+    transformers builds no mask at all for an attention name it has no mask function for (it assumes an
+    external backend), and padding tokens would then be attended to.
+    """
     from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
     AttentionInterface.register(ATTENTION_FP32, _sdpa_fp32_on_cpu)
+    AttentionMaskInterface.register(ATTENTION_FP32, sdpa_mask)
     return ATTENTION_FP32
 
 
