@@ -14,22 +14,18 @@ from torch import nn
 from torch.nn import functional as F
 
 from evmodel.checkpoint import save_checkpoint
+from evmodel.device import cpu_supports_bf16
 from evmodel.kernels import (
     ATTENTION_FP32,
     Fusion,
     OneDNNLinear,
     fuse_linears_for_cpu_inference,
-    onednn_inference_available,
     use_fp32_attention,
 )
 from evmodel.loading import load_tokenizer
 from evmodel.qa import EvidenceQA
 from evmodel.settings import ModelSettings
 from evmodel.testing import make_tiny_bert
-
-
-def cpu_supports_bf16() -> bool:
-    return onednn_inference_available(nn.Linear(1, 1).to(torch.bfloat16))
 
 
 def _batch(directory: Path) -> dict[str, torch.Tensor]:

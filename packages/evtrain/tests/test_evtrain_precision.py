@@ -90,12 +90,13 @@ def test_fused_evaluation_copy_matches_and_leaves_the_model_alone(tiny_model):
     """``train.eval_onednn_linears``: the evaluation copy is fused, its logits agree with the plain bf16 copy's, the model is untouched."""
     from torch import nn
 
-    from evmodel.kernels import OneDNNLinear, onednn_inference_available
+    from evmodel.device import cpu_supports_bf16
+    from evmodel.kernels import OneDNNLinear
     from evmodel.qa import EvidenceQA
     from evmodel.settings import ModelSettings
     from evtrain.evaluation import inference_model, window_logits
 
-    if not onednn_inference_available(nn.Linear(1, 1).to(torch.bfloat16)):
+    if not cpu_supports_bf16():
         pytest.skip("this CPU's oneDNN has no native bf16")
     model = EvidenceQA.from_encoder(tiny_model, ModelSettings(), seed=0).train()
     with torch.no_grad():

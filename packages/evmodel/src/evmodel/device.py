@@ -9,6 +9,16 @@ class DeviceError(ValueError):
     """A device that does not exist on this machine, or a spelling torch does not know."""
 
 
+def cpu_supports_bf16() -> bool:
+    """True when this CPU runs bf16 matmuls natively through oneDNN (AVX512-BF16 or AMX)."""
+    if not torch.backends.mkldnn.is_available():
+        return False
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 def resolve_device(spec: str | torch.device) -> torch.device:
     """``auto`` -> the first CUDA device when there is one, else the CPU; anything else must exist here."""
     if isinstance(spec, torch.device):

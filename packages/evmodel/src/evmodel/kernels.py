@@ -24,6 +24,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from evmodel.device import cpu_supports_bf16
+
 ATTENTION_FP32 = "evspan_sdpa_fp32"
 """Name under which the fp32-on-CPU attention is registered with transformers' ``AttentionInterface``."""
 
@@ -118,14 +120,9 @@ class Fusion:
 def onednn_inference_available(model: nn.Module) -> bool:
     """True when ``model``'s weights are bf16 on a CPU whose oneDNN runs bf16 natively."""
     params = list(model.parameters())
-    if not params or not torch.backends.mkldnn.is_available():
+    if not params or any(p.device.type != "cpu" or p.dtype != torch.bfloat16 for p in params):
         return False
-    if any(p.device.type != "cpu" or p.dtype != torch.bfloat16 for p in params):
-        return False
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
+    return cpu_supports_bf16()
 
 
 def _is_exact_gelu(module: nn.Module) -> bool:

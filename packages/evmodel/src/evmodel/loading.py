@@ -212,6 +212,11 @@ def load_tokenizer(path: str | Path) -> PreTrainedTokenizerFast:
     return tokenizer
 
 
+def pad_token_id(tokenizer: Any) -> int:
+    """The id batches are padded with: the tokenizer's pad token, else 0 (the attention mask hides it either way)."""
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+
+
 def read_vocab(vocab_file: str | Path) -> dict[str, int]:
     """Read a WordPiece ``vocab.txt`` (one token a line, id = line number)."""
     vocab: dict[str, int] = {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +14,13 @@ from rich.table import Table
 from evdata.align import SentenceSimilarity
 from evdata.atomic import atomic_write_json
 from evdata.dataset import Dataset, load_dataset
-from evfeatures.windows import build_windows
+from evdata.records import QAExample
+from evfeatures.windows import Windows, build_windows
 from evmodel.checkpoint import load_checkpoint
 from evmodel.device import resolve_device
+from evmodel.loading import pad_token_id
 from evtrain.components import configure_threads
-from evtrain.evaluation import evaluate_windows, prediction_records
+from evtrain.evaluation import EvalResult, evaluate_windows, prediction_records
 from evtrain.loop import RunResult, train
 from evtrain.precision import PrecisionPlan, resolve_precision
 from evtrain.predict import predict_posts, read_input_posts
@@ -72,7 +75,20 @@ class InferenceSetup:
 
     @property
     def pad_id(self) -> int:
-        return self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        return pad_token_id(self.tokenizer)
+
+    def evaluate(self, examples: Sequence[QAExample], windows: Windows, settings: RunSettings) -> EvalResult:
+        """Forward, decode and score ``windows`` with this checkpoint, as ``invoke evaluate`` does."""
+        return evaluate_windows(
+            self.model,
+            examples,
+            windows,
+            settings.features,
+            batch_size=settings.train.eval_batch_size,
+            pad_token_id=self.pad_id,
+            device=self.device,
+            precision=self.precision,
+        )
 
 
 def load_for_inference(model_dir: str | Path, settings: RunSettings) -> InferenceSetup:
@@ -106,16 +122,7 @@ def run_evaluation(
         raise RunError(f"the {split} split has no examples")
     setup = load_for_inference(run.model, settings)
     windows = build_windows(examples, setup.tokenizer, settings.features)
-    result = evaluate_windows(
-        setup.model,
-        examples,
-        windows,
-        settings.features,
-        batch_size=settings.train.eval_batch_size,
-        pad_token_id=setup.pad_id,
-        device=setup.device,
-        precision=setup.precision,
-    )
+    result = setup.evaluate(examples, windows, settings)
     metrics = {"split": split, **result.metrics, "seconds": result.seconds, "windows": result.windows}
     atomic_write_json(run.split_metrics(split), metrics)
     atomic_write_json(run.split_predictions(split), prediction_records(examples, result.predictions))

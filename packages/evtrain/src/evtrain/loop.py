@@ -23,7 +23,7 @@ from evfeatures.windows import build_windows, check_window_settings
 from evmodel.checkpoint import load_checkpoint, save_checkpoint
 from evmodel.device import resolve_device
 from evmodel.kernels import use_fp32_attention
-from evmodel.loading import load_tokenizer, resolve_model
+from evmodel.loading import load_tokenizer, pad_token_id, resolve_model
 from evmodel.qa import EvidenceQA
 from evtrain.baselines import baseline_scores
 from evtrain.components import (
@@ -139,7 +139,7 @@ class _Trainer:
         if self.s.model.gradient_checkpointing:
             self.model.gradient_checkpointing_enable()
         self.forward = torch.compile(self.model, dynamic=True) if self.t.compile else self.model
-        self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        self.pad_id = pad_token_id(self.tokenizer)
 
     def _setup_data(self) -> None:
         split = self.dataset.split.examples

@@ -5,6 +5,8 @@ from __future__ import annotations
 import attrs
 import torch
 
+from evmodel.device import cpu_supports_bf16 as native_bf16
+
 
 @attrs.frozen
 class PrecisionPlan:
@@ -27,10 +29,7 @@ class PrecisionPlan:
 
 def cpu_supports_bf16() -> bool:
     """True when this CPU runs bf16 matmuls natively (AVX512-BF16 or AMX), so autocast pays off."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
+    return native_bf16()
 
 
 def cuda_supports_bf16(device: torch.device) -> bool:

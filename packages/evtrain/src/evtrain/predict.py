@@ -12,6 +12,7 @@ from evdata.records import SYMPTOMS, Post, QAExample, symptom_question
 from evfeatures.decode import decode
 from evfeatures.settings import FeatureSettings
 from evfeatures.windows import build_windows
+from evmodel.loading import pad_token_id
 from evtrain.evaluation import inference_model, window_logits
 from evtrain.precision import PrecisionPlan
 
@@ -80,7 +81,7 @@ def predict_posts(
 
     model, precision = inference_model(model, precision)
     records: list[dict] = []
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    pad_id = pad_token_id(tokenizer)
     with tqdm(total=len(posts), desc="predict", unit="post", disable=not show_progress) as bar:
         for chunk in _chunks(posts, POSTS_PER_CHUNK):
             examples = [ex for post in chunk if post.text.strip() for ex in questions_for(post, question_mode)]

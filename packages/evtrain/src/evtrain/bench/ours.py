@@ -156,22 +156,12 @@ def run_ours(
 def _timed_evaluations(run: Any, settings: RunSettings, examples: Sequence[QAExample], windows: Windows, *, repeats: int) -> dict[str, Any]:
     """``invoke evaluate``'s path, ``repeats`` times: reload the saved checkpoint, forward, decode, score."""
     from evtrain.api import load_for_inference
-    from evtrain.evaluation import evaluate_windows
 
     setup = load_for_inference(run.model, settings)
     seconds: list[float] = []
     metrics: dict[str, float] = {}
     for _ in range(repeats):
-        result = evaluate_windows(
-            setup.model,
-            examples,
-            windows,
-            settings.features,
-            batch_size=settings.train.eval_batch_size,
-            pad_token_id=setup.pad_id,
-            device=setup.device,
-            precision=setup.precision,
-        )
+        result = setup.evaluate(examples, windows, settings)
         seconds.append(result.seconds)
         metrics = {"f1": float(result.metrics["f1"]), "exact_match": float(result.metrics["exact_match"])}
     return {"seconds": seconds, "metrics": metrics}
