@@ -50,3 +50,13 @@ def test_bad_values_are_reported_per_key() -> None:
     problems = "\n".join(excinfo.value.problems)
     assert "data.fuzzy_treshold: unknown key" in problems
     assert "data.question_mode" in problems
+
+
+@given(value=st.one_of(st.text(), st.integers(), st.floats(allow_nan=False), st.lists(st.booleans(), max_size=2)))
+def test_a_switch_is_true_or_false_and_nothing_else(value: object) -> None:
+    """``use_semantic = "no"`` or ``--set data.use_semantic=1`` is an error naming the key, never a silent True."""
+    with pytest.raises(SettingsError) as excinfo:
+        structure_sections({"data": {"use_semantic": value}}, {"data": DataSettings})
+    assert excinfo.value.problems == [f"data.use_semantic: expected true or false, got {value!r}"]
+    for flag in (True, False):
+        assert structure_sections({"data": {"use_semantic": flag}}, {"data": DataSettings})["data"].use_semantic is flag

@@ -24,6 +24,20 @@ converter.register_unstructure_hook(Path, str)
 converter.register_structure_hook(Path, lambda v, _: Path(v))
 
 
+class _BadValue(ValueError):
+    """A value our own structure hooks reject; its message is shown as is after ``section.key:``."""
+
+
+def _strict_bool(value: Any, _: type) -> bool:
+    # The preconf converter would take bool("no") == True; a setting is true or false, nothing else.
+    if isinstance(value, bool):
+        return value
+    raise _BadValue(f"expected true or false, got {value!r}")
+
+
+converter.register_structure_hook(bool, _strict_bool)
+
+
 class SettingsError(ValueError):
     """Invalid settings: ``problems`` holds one line per problem, each naming ``section.key``."""
 
@@ -69,6 +83,8 @@ def _format_cattrs_error(path: str, exc: BaseException, typ: Any = None) -> list
             sub = f"{path}.{name}" if name is not None else f"{path}[{index}]" if index is not None else path
             lines.extend(_format_cattrs_error(sub, inner, getattr(note, "type", None)))
         return lines
+    if isinstance(exc, _BadValue):
+        return [f"{path}: {exc}"]
     if type(exc).__name__ == "CattrsError" and " not in literal " in str(exc):
         value, _, literal = str(exc).partition(" not in literal ")
         choices = ", ".join(repr(a) for a in get_args(typ)) if typ is not None else literal
