@@ -8,18 +8,16 @@ SETTINGS = "settings.toml"
 CACHE = "artifacts/cache"  # alignment results, reused while files and thresholds are unchanged
 
 
+def _given(**flags):
+    """The flags the user passed, as ``{"section.key": value}`` (a flag left out is None)."""
+    return {key: value for key, value in flags.items() if value is not None}
+
+
 def _settings(overrides, **flags):
-    """settings.toml + --set overrides + named flags (section.key -> value) as RunSettings."""
+    """settings.toml + --set overrides, then the named flags (section.key -> value) evolved in."""
     from evtrain.settings import RunSettings
 
-    extra = [f"{key}={_toml(value)}" for key, value in flags.items() if value is not None]
-    return RunSettings.load(SETTINGS, list(overrides or []) + extra)
-
-
-def _toml(value):
-    import json
-
-    return json.dumps(value) if isinstance(value, str) else str(value).lower() if isinstance(value, bool) else str(value)
+    return RunSettings.load(SETTINGS, list(overrides or [])).with_changes(_given(**flags))
 
 
 def _similarity(settings):
@@ -39,15 +37,15 @@ def _friendly(fn):
     def wrapper(*args, **kwargs):
         from invoke.exceptions import Exit
 
-        from evdata.config import SettingsError
+        from evdata.config import RecordError, SettingsError
         from evdata.readers import DataError
 
-        errors = [SettingsError, DataError]
+        errors = [SettingsError, DataError, RecordError]
         try:
             from evmodel.checkpoint import CheckpointError
             from evmodel.device import DeviceError
             from evmodel.loading import ModelLoadError
-            from evtrain.loop import NonFiniteLossError, TrainingInterrupted
+            from evtrain.errors import NonFiniteLossError, TrainingInterrupted
             from evtrain.runs import RunError
 
             errors += [CheckpointError, DeviceError, ModelLoadError, RunError, NonFiniteLossError, TrainingInterrupted]
@@ -98,18 +96,19 @@ def data(c, data_dir=None, report="artifacts/alignment_report.json", set=None):
 @_friendly
 def train(c, epochs=None, data_dir=None, model=None, output=None, max_steps=None, seed=None, resume=None, set=None):
     """Train, keep the best checkpoint by validation F1, evaluate it on test."""
+    from evdata.config import parse_override
     from evdata.dataset import load_dataset
-    from evtrain.api import run_training
+    from evtrain.api import resume_settings, run_training
     from evtrain.runs import resolve_run
     from evtrain.settings import RunSettings
 
+    flags = {"train.epochs": epochs, "data.data_dir": data_dir, "model.name": model, "train.max_steps": max_steps, "train.seed": seed}
     if resume:
-        settings = RunSettings.load(resolve_run(resume).settings)
+        changes = {f"{section}.{key}": value for section, key, value in map(parse_override, set or [])}
+        settings = resume_settings(RunSettings.load(resolve_run(resume).settings), {**changes, **_given(**flags)})
     else:
-        settings = _settings(
-            set,
-            **{"train.epochs": epochs, "data.data_dir": data_dir, "model.name": model, "train.max_steps": max_steps, "train.seed": seed},
-        )
+        settings = _settings(set, **flags)
+    settings.check_for_training()
     dataset = load_dataset(settings.data, _similarity(settings), cache_dir=CACHE)
     run_training(settings, dataset, output=output, resume=resume)
 
@@ -164,7 +163,12 @@ def report(c, run=None, study=None, split="test", output=None, data_dir=None):
     """Write a self-contained HTML page: every post with gold and predicted evidence marked, scores, errors; or a study's trials."""
     from pathlib import Path
 
-    from evtrain.report import write_report
+    try:
+        from evsearch.report import write_report  # a run's page, or a search study's (evsearch's files)
+    except ModuleNotFoundError as exc:
+        if exc.name != "evsearch":
+            raise
+        from evtrain.report import write_report  # evsearch not installed: run pages only, --study says so
 
     path = write_report(run=run, study=study, split=split, output=output, data_dir=data_dir)
     print(f"report: {path}  (open file://{Path(path).resolve()})")
@@ -227,5 +231,4 @@ def search(c, trials=None, storage=None, study=None, workers=None, set=None):
     from evsearch.settings import SearchSettings
 
     flags = {"search.trials": trials, "search.storage": storage, "search.study": study, "search.workers": workers}
-    overrides = list(set or []) + [f"{key}={_toml(value)}" for key, value in flags.items() if value is not None]
-    run_search(SearchSettings.load(SETTINGS, overrides), _settings(set), cache_dir=CACHE)
+    run_search(SearchSettings.load(SETTINGS, list(set or [])).with_changes(_given(**flags)), _settings(set), cache_dir=CACHE)

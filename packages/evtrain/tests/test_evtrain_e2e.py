@@ -10,6 +10,7 @@ from evtrain_fixtures import tiny_settings
 from evdata.dataset import load_dataset
 from evtrain.api import run_evaluation, run_prediction
 from evtrain.loop import NonFiniteLossError, train
+from evtrain.records import read_metrics, read_predictions, read_split_evaluation
 from evtrain.runs import RunPaths, new_run, resolve_run, update_latest
 
 
@@ -36,22 +37,33 @@ def test_run_directory_is_complete(trained):
         run.split_predictions("test"),
     ):
         assert path.is_file(), path
-    metrics = json.loads(run.metrics.read_text())
-    assert len(metrics["history"]) == 2
-    assert metrics["test"]["n"] > 0 and "first_sentence" in metrics["baselines"]["test"]
+    metrics = read_metrics(run.metrics)
+    assert len(metrics.history) == 2
+    assert metrics.test.n > 0 and "first_sentence" in metrics.baselines["test"]
     assert resolve_run("latest", root).root == run.root.resolve()
-    records = json.loads(run.split_predictions("test").read_text())
-    for r in records:
+    # Plain JSON for people and jq, with the documented keys.
+    raw = json.loads(run.split_predictions("test").read_text())
+    for r in raw:
         assert set(r) >= {"example_id", "post_id", "question", "prediction_text", "start", "end", "score", "gold_texts"}
+    assert len(read_predictions(run.split_predictions("test"))) == metrics.test.n
+
+
+def test_model_directory_carries_a_model_card(trained):
+    _, _, run, result, _ = trained
+    card = (run.model / "README.md").read_text()
+    header = card.split("---")[1]
+    assert "pipeline_tag: question-answering" in header and "library_name: transformers" in header
+    assert "not a diagnostic" in card.lower().replace("**", "")
+    assert f"{result.metrics.test.f1:.2f}" in card
 
 
 def test_evaluate_reproduces_recorded_test_metrics(trained):
     settings, dataset, run, result, _ = trained
     again = run_evaluation(RunPaths(run.root), "test", dataset, settings)
-    assert again["f1"] == result.metrics["test"]["f1"]
-    assert again["exact_match"] == result.metrics["test"]["exact_match"]
+    assert again.scores == result.metrics.test
     # and once more after reloading everything from disk: still identical
-    assert run_evaluation(RunPaths(run.root), "test", dataset, settings)["f1"] == result.metrics["test"]["f1"]
+    assert run_evaluation(RunPaths(run.root), "test", dataset, settings).scores == result.metrics.test
+    assert read_split_evaluation(run.split_metrics("test")).scores == result.metrics.test
 
 
 def test_predict_new_posts(trained, tmp_path):
@@ -78,11 +90,11 @@ def test_early_stopping_and_max_steps(tiny_corpus, tiny_model, tmp_path):
     # learning rate ~0 so validation cannot improve after the first evaluation
     settings = tiny_settings(tiny_corpus, tiny_model, epochs=6, learning_rate=1e-12, patience=1, warmup_ratio=0.0)
     result = train(settings, load_dataset(settings.data), new_run(tmp_path / "es"), show_progress=False, evaluate_test=False)
-    assert result.metrics["stopped_early"]
-    assert len(result.metrics["history"]) == 2
+    assert result.metrics.stopped_early
+    assert len(result.metrics.history) == 2
     settings = tiny_settings(tiny_corpus, tiny_model, epochs=3, max_steps=3)
     result = train(settings, load_dataset(settings.data), new_run(tmp_path / "ms"), show_progress=False, evaluate_test=False)
-    assert result.metrics["optimizer_steps"] == 3
+    assert result.metrics.optimizer_steps == 3
 
 
 def test_empty_question_mode_end_to_end(tiny_corpus, tiny_model, tmp_path):
@@ -91,7 +103,7 @@ def test_empty_question_mode_end_to_end(tiny_corpus, tiny_model, tmp_path):
     dataset = load_dataset(settings.data)
     result = train(settings, dataset, new_run(tmp_path / "empty"), show_progress=False)
     assert all(ex.question == "" for ex in dataset.examples)
-    assert result.metrics["test"]["n"] == len(dataset.split.examples["test"])
+    assert result.metrics.test.n == len(dataset.split.examples["test"])
 
 
 def test_non_finite_loss_names_step_and_examples(tiny_corpus, tiny_model, tmp_path, monkeypatch):

@@ -195,3 +195,81 @@ def validate_fields(instance: Any, checks: Iterable[tuple[bool, str]]) -> None:
 def evolve(value: Any, **changes: Any) -> Any:
     """``attrs.evolve`` re-exported, so callers override settings the same way everywhere."""
     return attrs.evolve(value, **changes)
+
+
+# --- typed records in JSON files (run metrics, predictions, search trials, alignment cache) ----------------
+
+
+class RecordError(ValueError):
+    """A JSON record file that does not match its attrs class: names the file and every bad field."""
+
+
+def to_data(value: Any) -> Any:
+    """An attrs record (or a list of them) -> JSON-ready data, through the one converter."""
+    return converter.unstructure(value)
+
+
+def from_data(data: Any, cls: Any, source: str = "record") -> Any:
+    """JSON data -> ``cls`` through the one converter; a mismatch is a ``RecordError`` naming ``source`` and each field."""
+    try:
+        return converter.structure(data, cls)
+    except (cattrs.BaseValidationError, ValueError, TypeError) as exc:
+        lines = _format_cattrs_error("$", exc, cls)
+        raise RecordError(f"{source}: does not match {getattr(cls, '__name__', cls)}: " + "; ".join(lines)) from None
+
+
+def write_record(path: str | Path, value: Any) -> Path:
+    """Write an attrs record (or a list of them) as indented JSON, atomically."""
+    from evdata.atomic import atomic_write_json
+
+    return atomic_write_json(path, to_data(value))
+
+
+def read_record(path: str | Path, cls: Any) -> Any:
+    """Read a JSON file written by ``write_record`` back into ``cls`` (e.g. ``RunMetrics`` or ``list[PredictionRecord]``)."""
+    import json
+
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RecordError(f"{path}: file not found") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RecordError(f"{path}: not readable JSON ({exc})") from None
+    return from_data(data, cls, str(path))
+
+
+def group_changes(changes: Mapping[str, Any], source: str = "command line") -> dict[str, dict[str, Any]]:
+    """``{"train.epochs": 6}`` -> ``{"train": {"epochs": 6}}``; a key without one dot is an error naming it."""
+    grouped: dict[str, dict[str, Any]] = {}
+    problems = []
+    for dotted, value in changes.items():
+        parts = dotted.split(".")
+        if len(parts) != 2 or not all(parts):
+            problems.append(f"{dotted}: expected section.key")
+            continue
+        grouped.setdefault(parts[0], {})[parts[1]] = value
+    if problems:
+        raise SettingsError(problems, source)
+    return grouped
+
+
+def evolve_sections(
+    sections: Mapping[str, Any],
+    changes: Mapping[str, Any],
+    schema: Mapping[str, type],
+    *,
+    known_sections: Iterable[str] = (),
+    source: str = "command line",
+) -> dict[str, Any]:
+    """Settings objects with ``changes`` (``section.key -> value``) applied, checked like settings.toml itself.
+
+    Each changed table is turned back into data, updated and structured again through the one
+    converter, so a changed value gets the same type conversion, range checks and cross-field checks
+    (all problems at once, each naming ``section.key``) as a value read from the file.
+    """
+    grouped = group_changes(changes, source)
+    raw = {name: {**converter.unstructure(value), **grouped.get(name, {})} for name, value in sections.items()}
+    for name, table in grouped.items():
+        raw.setdefault(name, table)
+    return structure_sections(raw, schema, known_sections=known_sections, source=source)

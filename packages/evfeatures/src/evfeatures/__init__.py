@@ -1,34 +1,44 @@
-"""evfeatures: stride windows with offsets and labels, length-grouped batching, vectorised span decoding."""
+"""evfeatures: stride windows with offsets and labels, length-grouped batching, vectorised span decoding.
 
-from evfeatures.batching import collate, length_grouped_batches, sorted_batches, subsample_negatives, token_budget_batches
-from evfeatures.decode import NO_SCORE, Prediction, decode, decode_reference
-from evfeatures.settings import FeatureSettings
-from evfeatures.windows import (
-    Windows,
-    answer_token_span,
-    build_windows,
-    check_window_settings,
-    context_offsets,
-    label_window,
-    require_fast_tokenizer,
-)
+Names are imported lazily: importing a submodule such as ``evfeatures.settings`` does not import torch.
+"""
 
-__all__ = [
-    "NO_SCORE",
-    "FeatureSettings",
-    "Prediction",
-    "Windows",
-    "answer_token_span",
-    "build_windows",
-    "check_window_settings",
-    "collate",
-    "context_offsets",
-    "decode",
-    "decode_reference",
-    "label_window",
-    "length_grouped_batches",
-    "require_fast_tokenizer",
-    "sorted_batches",
-    "subsample_negatives",
-    "token_budget_batches",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# name -> module; imported on first use, so `import evfeatures.settings` stays light (no torch).
+_EXPORTS = {
+    "FeatureSettings": "evfeatures.settings",
+    "NO_SCORE": "evfeatures.decode",
+    "Prediction": "evfeatures.decode",
+    "Windows": "evfeatures.windows",
+    "answer_token_span": "evfeatures.windows",
+    "build_windows": "evfeatures.windows",
+    "check_window_settings": "evfeatures.windows",
+    "collate": "evfeatures.batching",
+    "context_offsets": "evfeatures.windows",
+    "decode": "evfeatures.decode",
+    "decode_reference": "evfeatures.decode",
+    "label_window": "evfeatures.windows",
+    "length_grouped_batches": "evfeatures.batching",
+    "require_fast_tokenizer": "evfeatures.windows",
+    "sorted_batches": "evfeatures.batching",
+    "subsample_negatives": "evfeatures.batching",
+    "token_budget_batches": "evfeatures.batching",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -1,28 +1,44 @@
-"""evmodel: encoder loading (offline), the QA span model, safetensors checkpoints, sentence similarity."""
+"""evmodel: encoder loading (offline), the QA span model, safetensors checkpoints, sentence similarity.
 
-from evmodel.checkpoint import CheckpointError, load_checkpoint, read_metadata, save_checkpoint
-from evmodel.device import DeviceError, resolve_device
-from evmodel.loading import ALIASES, ModelLoadError, ModelNotFoundError, load_config, load_encoder, load_tokenizer, resolve_model
-from evmodel.qa import EvidenceQA, QAOutput
-from evmodel.settings import ModelSettings
-from evmodel.similarity import EncoderSimilarity
+Names are imported lazily: importing a submodule such as ``evmodel.settings`` does not import torch.
+"""
 
-__all__ = [
-    "ALIASES",
-    "CheckpointError",
-    "DeviceError",
-    "EncoderSimilarity",
-    "EvidenceQA",
-    "ModelLoadError",
-    "ModelNotFoundError",
-    "ModelSettings",
-    "QAOutput",
-    "load_checkpoint",
-    "load_config",
-    "load_encoder",
-    "load_tokenizer",
-    "read_metadata",
-    "resolve_device",
-    "resolve_model",
-    "save_checkpoint",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# name -> module; imported on first use, so `import evmodel.settings` stays light (no torch).
+_EXPORTS = {
+    "ALIASES": "evmodel.loading",
+    "CheckpointError": "evmodel.checkpoint",
+    "DeviceError": "evmodel.device",
+    "EncoderSimilarity": "evmodel.similarity",
+    "EvidenceQA": "evmodel.qa",
+    "ModelLoadError": "evmodel.loading",
+    "ModelNotFoundError": "evmodel.loading",
+    "ModelSettings": "evmodel.settings",
+    "QAOutput": "evmodel.qa",
+    "load_checkpoint": "evmodel.checkpoint",
+    "load_config": "evmodel.loading",
+    "load_encoder": "evmodel.loading",
+    "load_tokenizer": "evmodel.loading",
+    "read_metadata": "evmodel.checkpoint",
+    "resolve_device": "evmodel.device",
+    "resolve_model": "evmodel.loading",
+    "save_checkpoint": "evmodel.checkpoint",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from evdata.align import SentenceSimilarity
-from evdata.atomic import atomic_write_json
+from evdata.config import RecordError, write_record
 from evdata.dataset import Dataset, load_dataset
 from evdata.records import QAExample
 from evfeatures.windows import Windows, build_windows
@@ -24,9 +23,44 @@ from evtrain.evaluation import EvalResult, evaluate_windows, prediction_records
 from evtrain.loop import RunResult, train
 from evtrain.precision import PrecisionPlan, resolve_precision
 from evtrain.predict import predict_posts, read_input_posts
+from evtrain.records import SplitEvaluation, read_metrics
 from evtrain.runs import RUNS_ROOT, RunError, RunPaths, new_run, resolve_run, update_latest
 from evtrain.settings import RunSettings
 from evtrain.summary import print_run_summary
+
+RESUMABLE_SETTINGS = (
+    "train.epochs",
+    "train.max_steps",
+    "train.patience",
+    "train.log_every_steps",
+    "train.save_state_every_steps",
+    "train.num_threads",
+    "train.num_workers",
+    "train.eval_batch_size",
+)
+"""Settings a resumed run may change: how long it trains and how it runs, never what it learns from."""
+
+
+def resume_settings(saved: RunSettings, changes: Mapping[str, Any]) -> RunSettings:
+    """A resumed run's settings: its saved ones, with the requested ``changes`` that make sense on resume.
+
+    A change to anything else (the data, the model, the seed, the learning rate, ...) would make the
+    resumed run a different run: that is a ``RunError`` listing each conflicting key, saved and requested.
+    """
+    conflicts = []
+    allowed = {}
+    for key, value in changes.items():
+        if key in RESUMABLE_SETTINGS:
+            allowed[key] = value
+        elif saved.with_changes({key: value}).value(key) != saved.value(key):
+            conflicts.append(f"{key} (saved {saved.value(key)!r}, requested {value!r})")
+    if conflicts:
+        raise RunError(
+            "--resume continues a run with its saved settings; these would change what it learns: "
+            + "; ".join(conflicts)
+            + f". Start a new run instead, or change only {', '.join(RESUMABLE_SETTINGS)}"
+        )
+    return saved.with_changes(allowed)
 
 
 def run_training(
@@ -39,16 +73,12 @@ def run_training(
     console: Console | None = None,
     show_progress: bool = True,
 ) -> RunResult:
-    """Train into a new run directory (or resume one), point ``latest`` at it, print the summary."""
+    """Train into a new run directory (or resume ``resume`` with ``settings``, see ``resume_settings``); print the summary."""
     console = console or Console()
-    if resume:
-        run = resolve_run(resume, runs_root)
-        saved = RunSettings.load(run.settings)
-        if saved != settings:
-            console.print(f"[yellow]resuming {run.root} with its own saved settings (command-line settings ignored)[/]")
-        settings = saved
-    else:
-        run = new_run(output, runs_root)
+    settings.check_for_training()
+    if resume and output:
+        raise RunError("--output names a new run and --resume continues an existing one in place: pass one of them")
+    run = resolve_run(resume, runs_root) if resume else new_run(output, runs_root)
     update_latest(run, runs_root)
     result = train(settings, dataset, run, resume=bool(resume), show_progress=show_progress)
     print_run_summary(result.metrics, str(run.root), console)
@@ -112,7 +142,7 @@ def run_evaluation(
     settings: RunSettings,
     *,
     console: Console | None = None,
-) -> dict[str, Any]:
+) -> SplitEvaluation:
     """Re-evaluate a saved run's best checkpoint on ``split``; write metrics_<split>.json and predictions."""
     console = console or Console()
     examples = dataset.split.examples.get(split)
@@ -123,33 +153,38 @@ def run_evaluation(
     setup = load_for_inference(run.model, settings)
     windows = build_windows(examples, setup.tokenizer, settings.features)
     result = setup.evaluate(examples, windows, settings)
-    metrics = {"split": split, **result.metrics, "seconds": result.seconds, "windows": result.windows}
-    atomic_write_json(run.split_metrics(split), metrics)
-    atomic_write_json(run.split_predictions(split), prediction_records(examples, result.predictions))
+    evaluation = SplitEvaluation(split, result.scores, result.seconds, result.windows)
+    write_record(run.split_metrics(split), evaluation)
+    write_record(run.split_predictions(split), prediction_records(examples, result.predictions))
     table = Table(title=f"evaluate {run.root} on {split}")
     for col in ("split", "F1", "EM", "n", "recorded F1", "recorded EM", "same"):
         table.add_column(col, justify="right")
     recorded = _recorded(run, split)
-    same = recorded is not None and recorded["f1"] == result.metrics["f1"] and recorded["exact_match"] == result.metrics["exact_match"]
+    scores = result.scores
+    same = recorded is not None and (recorded.f1, recorded.exact_match) == (scores.f1, scores.exact_match)
     table.add_row(
         split,
-        f"{result.metrics['f1']:.4f}",
-        f"{result.metrics['exact_match']:.4f}",
-        str(result.metrics["n"]),
-        f"{recorded['f1']:.4f}" if recorded else "-",
-        f"{recorded['exact_match']:.4f}" if recorded else "-",
+        f"{scores.f1:.4f}",
+        f"{scores.exact_match:.4f}",
+        str(scores.n),
+        f"{recorded.f1:.4f}" if recorded else "-",
+        f"{recorded.exact_match:.4f}" if recorded else "-",
         ("yes" if same else "NO") if recorded else "-",
     )
     console.print(table)
     console.print(f"wrote {run.split_metrics(split)} and {run.split_predictions(split)}")
-    return metrics
+    return evaluation
 
 
-def _recorded(run: RunPaths, split: str) -> dict[str, float] | None:
+def _recorded(run: RunPaths, split: str):
+    """The scores the run recorded for ``split`` when it trained (None when it has none, or its metrics.json is unreadable)."""
     if not run.metrics.is_file():
         return None
-    recorded = json.loads(run.metrics.read_text(encoding="utf-8"))
-    return recorded.get(split)
+    try:
+        return read_metrics(run.metrics).split(split)
+    except RecordError as exc:
+        Console(stderr=True).print(f"[yellow]{exc}[/]")
+        return None
 
 
 def run_prediction(
@@ -177,16 +212,16 @@ def run_prediction(
         show_progress=show_progress,
     )
     out = Path(output) if output else run.predictions / f"{Path(input_path).stem}.predict.json"
-    atomic_write_json(out, records)
+    write_record(out, records)
     table = Table(title=f"predictions ({len(posts)} posts, {settings.data.question_mode} mode)")
     for col in ("post_id", "symptom", "score", "evidence"):
         table.add_column(col)
-    for r in sorted(records, key=lambda r: -(r["score"] or -1e9))[:15]:
-        text = r["prediction_text"].replace("\n", " ")
+    for r in sorted(records, key=lambda r: -(r.score if r.score is not None else -1e9))[:15]:
+        text = r.prediction_text.replace("\n", " ")
         table.add_row(
-            r["post_id"],
-            r["symptom"] or "-",
-            f"{r['score']:.2f}" if r["score"] is not None else "-",
+            r.post_id,
+            r.symptom or "-",
+            f"{r.score:.2f}" if r.score is not None else "-",
             text[:90] + ("…" if len(text) > 90 else ""),
         )
     console.print(table)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 import random
 from collections.abc import Sequence
@@ -82,23 +81,38 @@ def linear_warmup_decay(optimizer: torch.optim.Optimizer, warmup_steps: int, tot
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def total_optimizer_steps(batches_per_epoch: int, settings: TrainSettings) -> int:
-    """Optimizer steps the run will take (epochs x steps per epoch, capped by max_steps)."""
-    per_epoch = math.ceil(batches_per_epoch / settings.grad_accum_steps)
-    total = per_epoch * settings.epochs
-    return min(total, settings.max_steps) if settings.max_steps else total
+class CollateWindows:
+    """Pads the windows of one batch of indices (a class, not a closure, so worker processes can unpickle it)."""
+
+    def __init__(self, windows: Windows, pad_token_id: int) -> None:
+        self.windows = windows
+        self.pad_token_id = pad_token_id
+
+    def __call__(self, indices: Sequence[int]) -> dict[str, torch.Tensor]:
+        return collate(self.windows, indices, self.pad_token_id)
 
 
 def window_loader(
-    windows: Windows, batches: Sequence[Sequence[int]], pad_token_id: int, settings: TrainSettings, device: torch.device
+    windows: Windows,
+    batches: Sequence[Sequence[int]],
+    pad_token_id: int,
+    settings: TrainSettings,
+    device: torch.device,
+    *,
+    multiprocessing_context: str | None = None,
 ) -> DataLoader:
-    """A DataLoader over precomputed batches of window indices; each batch padded to its own longest member."""
+    """A DataLoader over precomputed batches of window indices; each batch padded to its own longest member.
+
+    With ``train.num_workers > 0`` worker processes collate; ``multiprocessing_context`` (e.g. ``"spawn"``,
+    the default on macOS and Windows) picks how they start.
+    """
     workers = settings.num_workers
     return DataLoader(
         list(batches),
         batch_size=None,
         shuffle=False,
-        collate_fn=lambda idx: collate(windows, idx, pad_token_id),
+        collate_fn=CollateWindows(windows, pad_token_id),
+        multiprocessing_context=multiprocessing_context if workers > 0 else None,
         num_workers=workers,
         pin_memory=settings.pin_memory and device.type == "cuda",
         persistent_workers=settings.persistent_workers and workers > 0,

@@ -16,13 +16,14 @@ from evfeatures.settings import FeatureSettings
 from evfeatures.windows import Windows
 from evtrain.metrics import best_over_golds, squad_scores
 from evtrain.precision import PrecisionPlan
+from evtrain.records import PredictionRecord, Scores, scores_from
 
 
 @attrs.frozen
 class EvalResult:
-    """Metrics (SQuAD percentages), one prediction per example, and how long it took."""
+    """Scores (SQuAD percentages), one prediction per example, and how long it took."""
 
-    metrics: dict[str, float]
+    scores: Scores
     predictions: tuple[Prediction, ...]
     seconds: float
     windows: int
@@ -99,18 +100,18 @@ def evaluate_windows(
     t0 = time.perf_counter()
     start, end = window_logits(model, windows, batch_size=batch_size, pad_token_id=pad_token_id, device=device, precision=precision)
     predictions = decode(examples, windows, start, end, features)
-    metrics = score_predictions(examples, predictions)
-    return EvalResult(metrics, tuple(predictions), time.perf_counter() - t0, len(windows), int(windows.lengths.sum()))
+    scores = score_predictions(examples, predictions)
+    return EvalResult(scores, tuple(predictions), time.perf_counter() - t0, len(windows), int(windows.lengths.sum()))
 
 
-def score_predictions(examples: Sequence[QAExample], predictions: Sequence[Prediction]) -> dict[str, float]:
+def score_predictions(examples: Sequence[QAExample], predictions: Sequence[Prediction]) -> Scores:
     """SQuAD exact match / F1 (percent) of ``predictions`` against the examples' gold answers."""
     by_id = {p.example_id: p.text for p in predictions}
     golds = {ex.id: [a.text for a in ex.answers] for ex in examples}
-    return squad_scores(by_id, golds)
+    return scores_from(squad_scores(by_id, golds))
 
 
-def prediction_records(examples: Sequence[QAExample], predictions: Sequence[Prediction]) -> list[dict]:
+def prediction_records(examples: Sequence[QAExample], predictions: Sequence[Prediction]) -> list[PredictionRecord]:
     """The predictions/<split>.json records of DESIGN.md (plus symptom and per-example scores)."""
     by_id = {p.example_id: p for p in predictions}
     records = []
@@ -120,20 +121,20 @@ def prediction_records(examples: Sequence[QAExample], predictions: Sequence[Pred
         gold = [a.text for a in ex.answers]
         em, f1 = best_over_golds(text, gold)
         records.append(
-            {
-                "example_id": ex.id,
-                "post_id": ex.post_id,
-                "question": ex.question,
-                "symptom": ex.symptom,
-                "prediction_text": text,
-                "start": p.start if p else 0,
-                "end": p.end if p else 0,
-                "score": _finite(p.score) if p else None,
-                "gold_texts": gold,
-                "gold_spans": [[a.start, a.end] for a in ex.answers],
-                "exact_match": em,
-                "f1": f1,
-            }
+            PredictionRecord(
+                example_id=ex.id,
+                post_id=ex.post_id,
+                question=ex.question,
+                symptom=ex.symptom,
+                prediction_text=text,
+                start=p.start if p else 0,
+                end=p.end if p else 0,
+                score=_finite(p.score) if p else None,
+                gold_texts=gold,
+                gold_spans=[(a.start, a.end) for a in ex.answers],
+                exact_match=em,
+                f1=f1,
+            )
         )
     return records
 

@@ -1,59 +1,61 @@
-"""The training loop: epochs of length-grouped batches, validation, early stopping, best checkpoint."""
+"""The training loop: a precomputed plan of length-grouped batches, validation, early stopping, best checkpoint.
+
+Read ``train`` top to bottom: set up the model, the data and the optimizer, build the plan
+(``evtrain.plan``), then one loop over its micro-batches. Each helper below it does one thing
+(``forward_backward``, ``optimizer_step``, ``validate``, ``save``) and the plan says when.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import math
-import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 import attrs
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from evdata.atomic import atomic_write_json, atomic_write_text
+from evdata.atomic import atomic_write_text
+from evdata.config import write_record
 from evdata.dataset import Dataset
+from evdata.records import QAExample
 from evfeatures.batching import length_grouped_batches, subsample_negatives
-from evfeatures.windows import build_windows, check_window_settings
+from evfeatures.windows import Windows, build_windows, check_window_settings
 from evmodel.checkpoint import load_checkpoint, save_checkpoint
 from evmodel.device import resolve_device
 from evmodel.kernels import use_fp32_attention
 from evmodel.loading import load_tokenizer, pad_token_id, resolve_model
 from evmodel.qa import EvidenceQA
 from evtrain.baselines import baseline_scores
+from evtrain.card import write_model_card
 from evtrain.components import (
     build_optimizer,
     configure_threads,
     linear_warmup_decay,
     seed_everything,
     set_attention_dropout,
-    total_optimizer_steps,
     window_loader,
 )
+from evtrain.errors import NonFiniteLossError, TrainingInterrupted
 from evtrain.evaluation import EvalResult, evaluate_windows, prediction_records
+from evtrain.plan import MicroBatch, build_plan, optimizer_steps, resume_position
 from evtrain.plots import plot_training_curves
-from evtrain.precision import resolve_precision
+from evtrain.precision import PrecisionPlan, resolve_precision
+from evtrain.records import Best, EvaluationReport, HistoryRow, Progress, RunMetrics, Scores, SplitEvaluation, scores_from
 from evtrain.runs import RunPaths, attach_log, detach_log
 from evtrain.settings import RunSettings
 from evtrain.state import latest_state, load_state, save_state
 
+__all__ = ["EvaluationHook", "NonFiniteLossError", "RunResult", "TrainingInterrupted", "find_resumable", "train"]
+
 log = logging.getLogger("evtrain")
 
-# Called after each validation with (progress, metrics); may raise to stop the run (evsearch prunes this way).
-EvaluationHook = Callable[[dict[str, Any], dict[str, float]], None]
-
-
-class NonFiniteLossError(RuntimeError):
-    """The loss became NaN or infinite; the message names the step and the batch's examples."""
-
-
-class TrainingInterrupted(RuntimeError):
-    """SIGINT/SIGTERM arrived; a resumable state was saved (the message says how to resume)."""
+EvaluationHook = Callable[[EvaluationReport], None]
+_DTYPE_NAMES = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
+"""Called after each validation; may raise to stop the run (evsearch prunes trials this way)."""
 
 
 @attrs.frozen
@@ -61,34 +63,40 @@ class RunResult:
     """What a finished run produced."""
 
     run: RunPaths
-    metrics: dict[str, Any]
+    metrics: RunMetrics
 
     @property
     def best_value(self) -> float:
-        return float(self.metrics["best"]["value"])
+        return self.metrics.best_value
 
 
-@contextlib.contextmanager
-def _stop_requests() -> Iterator[dict[str, Any]]:
-    """Turn SIGINT/SIGTERM into a flag the loop checks between batches (restored afterwards)."""
-    flag: dict[str, Any] = {"signal": None}
+@attrs.frozen
+class ModelSetup:
+    """The model being trained and how it runs."""
 
-    def handler(signum, _frame):
-        if flag["signal"] is not None:  # a second Ctrl-C stops at once
-            raise KeyboardInterrupt
-        flag["signal"] = signal.Signals(signum).name
+    model: EvidenceQA
+    forward: Callable[..., object]
+    """``model`` or its ``torch.compile`` wrapper."""
+    tokenizer: object
+    device: torch.device
+    precision: PrecisionPlan
+    threads: int
+    pad_id: int
 
-    previous = {}
-    try:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            previous[sig] = signal.signal(sig, handler)
-    except ValueError:  # not the main thread: leave signals alone
-        pass
-    try:
-        yield flag
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
+
+@attrs.frozen
+class DataSetup:
+    """Examples and their windows per split."""
+
+    examples: dict[str, tuple[QAExample, ...]]
+    windows: dict[str, Windows]
+
+
+@attrs.frozen
+class OptimizerSetup:
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
 
 
 def train(
@@ -103,307 +111,382 @@ def train(
 ) -> RunResult:
     """Train, keep the best checkpoint by the validation metric, then evaluate it on test.
 
-    With ``resume`` the newest complete state under ``run/state`` is restored and training
-    continues where it stopped (same batches, same RNG streams).
+    With ``resume`` the newest complete state under ``run/state`` is restored and training continues
+    at the next micro-batch of the same plan (same batches, same RNG streams).
     """
     handler = attach_log(run)
     try:
-        return _Trainer(settings, dataset, run, on_evaluation, show_progress).fit(resume=resume, evaluate_test=evaluate_test)
+        started = time.perf_counter()
+        t = settings.train
+        m = setup_model(settings)
+        data = setup_data(settings, dataset, m.tokenizer)
+        plan = build_plan(
+            lambda epoch: epoch_batches(data.windows["train"], settings, epoch),
+            epochs=t.epochs,
+            grad_accum_steps=t.grad_accum_steps,
+            max_steps=t.max_steps,
+            eval_every_steps=t.eval_every_steps,
+            save_state_every_steps=t.save_state_every_steps,
+        )
+        opt = setup_optimizer(m, settings, optimizer_steps(plan))
+        atomic_write_text(run.settings, settings.to_toml())
+        progress = restore(run, m, opt) if resume else Progress()
+        position = resume_position(plan, progress.epoch, progress.batch_in_epoch)
+        last_validation = max((i for i, mb in enumerate(plan) if mb.validate), default=-1)
+        announce(settings, m, data, optimizer_steps(plan), log_settings=True)
+
+        remaining = plan[position:]
+        loader = window_loader(data.windows["train"], [mb.windows for mb in remaining], m.pad_id, t, m.device)
+        m.model.train()
+        with _stop_requests() as stop, _bar(plan, position, show_progress) as bar:
+            tick = time.perf_counter()
+            for mb, batch in zip(remaining, loader):
+                forward_backward(m, opt, batch, t.grad_accum_steps, progress, lambda loss, mb=mb: _non_finite(data, mb, loss, run))
+                progress.epoch, progress.batch_in_epoch = mb.epoch, mb.index + 1
+                bar.update(1)
+                if not mb.steps:
+                    continue
+                optimizer_step(m, opt, t.max_grad_norm)
+                progress.global_step = mb.step
+                progress.train_seconds += time.perf_counter() - tick
+                if mb.step % t.log_every_steps == 0 or mb.epoch_end:
+                    _show(bar, progress, opt, mb, t.epochs)
+                if mb.validate:
+                    validate(settings, m, data, progress, run, mb, last=mb is plan[last_validation], hook=on_evaluation)
+                if mb.epoch_end:
+                    progress.epoch, progress.batch_in_epoch = mb.epoch + 1, 0
+                if mb.save_state or stop.signal or progress.stopped_early:
+                    save(run, m, opt, progress)
+                if stop.signal:
+                    raise TrainingInterrupted(stop.signal, mb.epoch + 1, mb.step, run.root)
+                if progress.stopped_early:
+                    break
+                tick = time.perf_counter()
+
+        metrics = finish(settings, dataset, m, data, progress, run, evaluate_test=evaluate_test, started=started)
+        return RunResult(run, metrics)
     finally:
         detach_log(handler)
 
 
-class _Trainer:
-    def __init__(self, settings: RunSettings, dataset: Dataset, run: RunPaths, hook: EvaluationHook | None, show_progress: bool) -> None:
-        self.s = settings
-        self.dataset = dataset
-        self.run = run
-        self.hook = hook
-        self.show_progress = show_progress
-        self.t = settings.train
+# -- setup -------------------------------------------------------------------------------------------------
 
-    # -- setup ---------------------------------------------------------------------------
-    def _setup_model(self) -> None:
-        self.threads = configure_threads(self.t.num_threads)
-        self.device = resolve_device(self.t.device)
-        self.precision = resolve_precision(
-            self.t.precision, self.device, cast_eval_weights=self.t.eval_cast_weights, onednn_linears=self.t.eval_onednn_linears
+
+def setup_model(settings: RunSettings) -> ModelSetup:
+    """Threads, device, precision plan, seeded encoder + span head, CPU fast paths."""
+    t = settings.train
+    threads = configure_threads(t.num_threads)
+    device = resolve_device(t.device)
+    precision = resolve_precision(t.precision, device, cast_eval_weights=t.eval_cast_weights, onednn_linears=t.eval_onednn_linears)
+    seed_everything(t.seed)
+    model_path = resolve_model(settings.model.name, settings.model)
+    tokenizer = load_tokenizer(model_path)
+    model = EvidenceQA.from_encoder(model_path, settings.model, seed=t.seed).to(device)
+    set_attention_dropout(model, t.attention_dropout)
+    if device.type == "cpu" and t.cpu_attention_fp32 and precision.autocast_dtype is not None:
+        use_fp32_attention(model)
+    if settings.model.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    forward = torch.compile(model, dynamic=True) if t.compile else model
+    return ModelSetup(model, forward, tokenizer, device, precision, threads, pad_token_id(tokenizer))
+
+
+def setup_data(settings: RunSettings, dataset: Dataset, tokenizer: object) -> DataSetup:
+    """The split's examples and their windows; training needs a training and a validation split."""
+    split = dataset.split.examples
+    examples = {name: tuple(split.get(name, ())) for name in ("train", "val", "test")}
+    if not examples["train"]:
+        raise ValueError("the training split is empty: check data.train_ratio and the corpus (invoke data)")
+    if not examples["val"]:
+        raise ValueError(
+            "the validation split is empty: the best checkpoint is chosen on validation, so data.val_ratio must leave "
+            "at least one post with evidence there (invoke data shows the split)"
         )
-        seed_everything(self.t.seed)
-        self.model_path = resolve_model(self.s.model.name, self.s.model)
-        self.tokenizer = load_tokenizer(self.model_path)
-        self.model = EvidenceQA.from_encoder(self.model_path, self.s.model, seed=self.t.seed).to(self.device)
-        set_attention_dropout(self.model, self.t.attention_dropout)
-        if self.device.type == "cpu" and self.t.cpu_attention_fp32 and self.precision.autocast_dtype is not None:
-            use_fp32_attention(self.model)
-        if self.s.model.gradient_checkpointing:
-            self.model.gradient_checkpointing_enable()
-        self.forward = torch.compile(self.model, dynamic=True) if self.t.compile else self.model
-        self.pad_id = pad_token_id(self.tokenizer)
+    questions = sorted({ex.question for exs in examples.values() for ex in exs})
+    check_window_settings(settings.features, tokenizer, questions)
+    windows = {name: build_windows(exs, tokenizer, settings.features) for name, exs in examples.items() if exs}
+    log.info("windows: %s", {k: len(v) for k, v in windows.items()})
+    log.info("train windows with an answer: %d of %d", int(windows["train"].has_answer.sum()), len(windows["train"]))
+    return DataSetup(examples, windows)
 
-    def _setup_data(self) -> None:
-        split = self.dataset.split.examples
-        self.examples = {name: tuple(split.get(name, ())) for name in ("train", "val", "test")}
-        if not self.examples["train"]:
-            raise ValueError("the training split is empty: check data.train_ratio and the corpus (invoke data)")
-        questions = sorted({ex.question for exs in self.examples.values() for ex in exs})
-        check_window_settings(self.s.features, self.tokenizer, questions)
-        self.windows = {name: build_windows(exs, self.tokenizer, self.s.features) for name, exs in self.examples.items() if exs}
-        tw = self.windows["train"]
-        self.batches_per_epoch = self._epoch_batches(0).__len__()
-        log.info("windows: %s", {k: len(v) for k, v in self.windows.items()})
-        log.info("train windows with an answer: %d of %d", int(tw.has_answer.sum()), len(tw))
 
-    def _setup_optimizer(self) -> None:
-        self.total_steps = total_optimizer_steps(self.batches_per_epoch, self.t)
-        self.optimizer = build_optimizer(self.model, self.t, self.device)
-        self.scheduler = linear_warmup_decay(self.optimizer, int(self.t.warmup_ratio * self.total_steps), self.total_steps)
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision.use_grad_scaler)
+def epoch_batches(windows: Windows, settings: RunSettings, epoch: int) -> list[list[int]]:
+    """Epoch ``epoch``'s training batches: a seeded share of answer-less windows, length-grouped, shuffled."""
+    t = settings.train
+    kept = subsample_negatives(windows.has_answer, t.negative_window_ratio, t.seed, epoch)
+    batches = length_grouped_batches(
+        windows.lengths[kept], t.batch_size, group_size=settings.features.length_group_size, seed=t.seed, epoch=epoch
+    )
+    return [[int(kept[i]) for i in b] for b in batches]
 
-    def _epoch_batches(self, epoch: int) -> list[list[int]]:
-        tw = self.windows["train"]
-        kept = subsample_negatives(tw.has_answer, self.t.negative_window_ratio, self.t.seed, epoch)
-        batches = length_grouped_batches(
-            tw.lengths[kept], self.t.batch_size, group_size=self.s.features.length_group_size, seed=self.t.seed, epoch=epoch
+
+def setup_optimizer(m: ModelSetup, settings: RunSettings, total_steps: int) -> OptimizerSetup:
+    """AdamW, linear warm-up and decay over the plan's optimizer steps, a gradient scaler for fp16."""
+    optimizer = build_optimizer(m.model, settings.train, m.device)
+    scheduler = linear_warmup_decay(optimizer, int(settings.train.warmup_ratio * total_steps), total_steps)
+    scaler = torch.amp.GradScaler(m.device.type, enabled=m.precision.use_grad_scaler)
+    return OptimizerSetup(optimizer, scheduler, scaler)
+
+
+def restore(run: RunPaths, m: ModelSetup, opt: OptimizerSetup) -> Progress:
+    """Load the newest complete state of ``run`` into model and optimizer; return its progress."""
+    state = latest_state(run.state)
+    if state is None:
+        raise ValueError(f"nothing to resume in {run.root}: no complete training state under {run.state}")
+    progress = load_state(state, model=m.model, optimizer=opt.optimizer, scheduler=opt.scheduler, scaler=opt.scaler)
+    log.info("resumed from %s (epoch %d, batch %d, step %d)", state, progress.epoch, progress.batch_in_epoch, progress.global_step)
+    print(f"Resumed from {state.name}: epoch {progress.epoch + 1}, step {progress.global_step}")
+    return progress
+
+
+def announce(settings: RunSettings, m: ModelSetup, data: DataSetup, steps: int, *, log_settings: bool) -> None:
+    if log_settings:
+        log.info("settings:\n%s", settings.to_toml())
+    print(
+        f"Training {settings.model.name} on {len(data.examples['train'])} examples ({len(data.windows['train'])} windows), "
+        f"{steps} optimizer steps, {m.precision.label} on {m.device} ({m.threads} threads)"
+    )
+
+
+# -- one micro-batch, one step ---------------------------------------------------------------------------
+
+
+def forward_backward(
+    m: ModelSetup,
+    opt: OptimizerSetup,
+    batch: dict[str, torch.Tensor],
+    accum: int,
+    progress: Progress,
+    non_finite: Callable[[torch.Tensor], Exception],
+) -> None:
+    """Forward and backward one micro-batch, its loss scaled for gradient accumulation; add it to ``progress``."""
+    batch = {k: v.to(m.device, non_blocking=True) for k, v in batch.items()}
+    with m.precision.autocast(m.device):
+        loss = m.forward(**batch).loss
+    if not torch.isfinite(loss):
+        raise non_finite(loss)
+    opt.scaler.scale(loss / accum).backward()
+    progress.loss_sum += float(loss.detach())
+    progress.loss_count += 1
+    progress.tokens += int(batch["attention_mask"].sum())
+
+
+def optimizer_step(m: ModelSetup, opt: OptimizerSetup, max_grad_norm: float) -> None:
+    """Clip, step, advance the schedule, clear the gradients."""
+    if max_grad_norm > 0:
+        opt.scaler.unscale_(opt.optimizer)
+        torch.nn.utils.clip_grad_norm_(m.model.parameters(), max_grad_norm)
+    opt.scaler.step(opt.optimizer)
+    opt.scaler.update()
+    opt.scheduler.step()
+    opt.optimizer.zero_grad(set_to_none=True)
+
+
+def _non_finite(data: DataSetup, mb: MicroBatch, loss: torch.Tensor, run: RunPaths) -> NonFiniteLossError:
+    windows = data.windows["train"]
+    ids = sorted({data.examples["train"][int(windows.example_index[w])].id for w in mb.windows})
+    return NonFiniteLossError(
+        f"non-finite loss ({float(loss.detach())}) at epoch {mb.epoch + 1}, step {mb.step}, batch {mb.index + 1}; "
+        f"examples in the batch: {', '.join(ids[:20])}{' ...' if len(ids) > 20 else ''}. "
+        f"The last good state is in {run.state}; try a lower train.learning_rate or train.precision=off."
+    )
+
+
+# -- validation, checkpoints, states ---------------------------------------------------------------------------
+
+
+def evaluate(m: ModelSetup, model: torch.nn.Module, data: DataSetup, split: str, settings: RunSettings) -> EvalResult:
+    """Forward, decode and score one split with ``model``."""
+    return evaluate_windows(
+        model,
+        data.examples[split],
+        data.windows[split],
+        settings.features,
+        batch_size=settings.train.eval_batch_size,
+        pad_token_id=m.pad_id,
+        device=m.device,
+        precision=m.precision,
+    )
+
+
+def validate(
+    settings: RunSettings,
+    m: ModelSetup,
+    data: DataSetup,
+    progress: Progress,
+    run: RunPaths,
+    mb: MicroBatch,
+    *,
+    last: bool,
+    hook: EvaluationHook | None,
+) -> None:
+    """Score validation, record a history row, keep the checkpoint if it is the best, decide early stopping."""
+    t = settings.train
+    result = evaluate(m, m.model, data, "val", settings)
+    loss, rate, seconds = progress.take_window()
+    row = HistoryRow(
+        epoch=mb.epoch + 1,
+        step=mb.step,
+        train_loss=loss,
+        val_f1=result.scores.f1,
+        val_exact_match=result.scores.exact_match,
+        train_seconds=seconds,
+        eval_seconds=result.seconds,
+        train_tokens_per_second=rate,
+    )
+    progress.history.append(row)
+    value = result.scores.value(t.metric)
+    improved = progress.best is None or value > progress.best.value
+    if improved:
+        progress.best, progress.bad_evals = Best(t.metric, value, mb.epoch + 1, mb.step), 0
+        save_checkpoint(m.model, m.tokenizer, run.model, _checkpoint_metadata(settings, progress.best))
+    else:
+        progress.bad_evals += 1
+        progress.stopped_early = bool(t.patience) and progress.bad_evals >= t.patience
+    log.info("validation %s", row)
+    tqdm.write(
+        f"  epoch {row.epoch} step {row.step}: loss {row.train_loss:.4f}  val F1 {row.val_f1:.2f}  "
+        f"EM {row.val_exact_match:.2f}  ({row.train_tokens_per_second:.0f} tok/s){'  * best' if improved else ''}"
+    )
+    if progress.stopped_early:
+        tqdm.write(f"  early stopping: no {t.metric} improvement in {progress.bad_evals} evaluations")
+    plot_training_curves(progress.history, run.curves, title=run.root.name)
+    if hook is not None:
+        hook(EvaluationReport(len(progress.history), row.epoch, row.step, result.scores, value, improved, last or progress.stopped_early))
+
+
+def _checkpoint_metadata(settings: RunSettings, best: Best) -> dict[str, object]:
+    return {
+        "base_model": settings.model.name,
+        "question_mode": settings.data.question_mode,
+        "epoch": best.epoch,
+        "step": best.step,
+        "metric": best.metric,
+        "value": best.value,
+        "max_length": settings.features.max_length,
+        "doc_stride": settings.features.doc_stride,
+    }
+
+
+def save(run: RunPaths, m: ModelSetup, opt: OptimizerSetup, progress: Progress) -> None:
+    """A resumable state: model, optimizer, schedule, scaler, RNG streams and ``progress``."""
+    save_state(run.state, model=m.model, optimizer=opt.optimizer, scheduler=opt.scheduler, scaler=opt.scaler, progress=progress)
+
+
+# -- the end -------------------------------------------------------------------------------------------------
+
+
+def finish(
+    settings: RunSettings,
+    dataset: Dataset,
+    m: ModelSetup,
+    data: DataSetup,
+    progress: Progress,
+    run: RunPaths,
+    *,
+    evaluate_test: bool,
+    started: float,
+) -> RunMetrics:
+    """Evaluate the best checkpoint on val (and test), write predictions, metrics and the model card."""
+    if progress.best is None:
+        raise ValueError(f"{run.root}: the run ended before its first validation, so it has no best checkpoint")
+    best_model, _, _ = load_checkpoint(run.model, settings.model, device=str(m.device))
+    results: dict[str, EvalResult] = {}
+    for split in ("val", "test") if evaluate_test else ("val",):
+        if split in data.windows:
+            results[split] = evaluate(m, best_model, data, split, settings)
+            write_record(run.split_predictions(split), prediction_records(data.examples[split], results[split].predictions))
+    history = progress.history
+    metrics = RunMetrics(
+        run=run.root.name,
+        model=settings.model.name,
+        question_mode=settings.data.question_mode,
+        synthetic_data=bool(dataset.corpus.synthetic),
+        device=str(m.device),
+        precision=m.precision.label,
+        precision_dtype=_DTYPE_NAMES[m.precision.autocast_dtype],
+        threads=m.threads,
+        examples={k: len(v) for k, v in data.examples.items()},
+        windows={k: len(v) for k, v in data.windows.items()},
+        history=list(history),
+        best=progress.best,
+        stopped_early=progress.stopped_early,
+        optimizer_steps=progress.global_step,
+        train_tokens_per_second=float(np.mean([h.train_tokens_per_second for h in history])) if history else 0.0,
+        val=results["val"].scores if "val" in results else None,
+        test=results["test"].scores if "test" in results else None,
+        baselines={split: _baselines(data.examples[split]) for split in ("val", "test") if data.examples[split]},
+        wall_seconds=time.perf_counter() - started,
+    )
+    write_record(run.metrics, metrics)
+    if "test" in results:
+        write_record(
+            run.split_metrics("test"), SplitEvaluation("test", results["test"].scores, results["test"].seconds, len(data.windows["test"]))
         )
-        return [[int(kept[i]) for i in b] for b in batches]
+    write_model_card(run.model, settings, metrics)
+    log.info("finished: best %s, val %s, test %s", metrics.best, metrics.val, metrics.test)
+    return metrics
 
-    # -- the loop ------------------------------------------------------------------------
-    def fit(self, *, resume: bool, evaluate_test: bool) -> RunResult:
-        t_start = time.perf_counter()
-        self._setup_model()
-        self._setup_data()
-        self._setup_optimizer()
-        atomic_write_text(self.run.settings, self.s.to_toml())
-        p = self._fresh_progress()
-        if resume:
-            state = latest_state(self.run.state)
-            if state is None:
-                raise ValueError(f"nothing to resume in {self.run.root}: no complete training state under {self.run.state}")
-            p = load_state(state, model=self.model, optimizer=self.optimizer, scheduler=self.scheduler, scaler=self.scaler)
-            log.info("resumed from %s (epoch %d, batch %d, step %d)", state, p["epoch"], p["batch_in_epoch"], p["global_step"])
-            print(f"Resumed from {state.name}: epoch {p['epoch'] + 1}, step {p['global_step']}")
-        log.info("settings:\n%s", self.s.to_toml())
-        print(
-            f"Training {self.s.model.name} on {len(self.examples['train'])} examples ({len(self.windows['train'])} windows), "
-            f"{self.total_steps} optimizer steps, {self.precision.label} on {self.device} ({self.threads} threads)"
-        )
-        with _stop_requests() as stop:
-            while p["epoch"] < self.t.epochs and not p["done"]:
-                self._run_epoch(p, stop)
-                if not p["done"]:
-                    p["epoch"] += 1
-                    p["batch_in_epoch"] = 0
-                    self._save_state(p)
-        metrics = self._finish(p, evaluate_test, t_start)
-        return RunResult(self.run, metrics)
 
-    def _fresh_progress(self) -> dict[str, Any]:
-        return {
-            "epoch": 0,
-            "batch_in_epoch": 0,
-            "global_step": 0,
-            "best_value": -math.inf,
-            "best_step": 0,
-            "best_epoch": 0,
-            "bad_evals": 0,
-            "history": [],
-            "done": False,
-            "stopped_early": False,
-            "loss_sum": 0.0,
-            "loss_count": 0,
-            "tokens": 0,
-            "train_seconds": 0.0,
-        }
-
-    def _run_epoch(self, p: dict[str, Any], stop: dict[str, Any]) -> None:
-        tw = self.windows["train"]
-        batches = self._epoch_batches(p["epoch"])
-        skip = p["batch_in_epoch"]
-        loader = window_loader(tw, batches[skip:], self.pad_id, self.t, self.device)
-        accum = self.t.grad_accum_steps
-        bar = tqdm(
-            total=len(batches),
-            initial=skip,
-            desc=f"epoch {p['epoch'] + 1}/{self.t.epochs}",
-            unit="batch",
-            disable=not self.show_progress,
-            dynamic_ncols=True,
-        )
-        tick = time.perf_counter()
-        self.model.train()
-        for i, batch in enumerate(loader, start=skip):
-            batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
-            with self.precision.autocast(self.device):
-                out = self.forward(**batch)
-            loss = out.loss
-            if not torch.isfinite(loss):
-                self._non_finite(p, batches[i], loss)
-            self.scaler.scale(loss / accum).backward()
-            p["loss_sum"] += float(loss.detach())
-            p["loss_count"] += 1
-            p["tokens"] += int(batch["attention_mask"].sum())
-            p["batch_in_epoch"] = i + 1
-            last_of_epoch = i + 1 == len(batches)
-            if (i + 1) % accum == 0 or last_of_epoch:
-                self._optimizer_step()
-                p["global_step"] += 1
-                now = time.perf_counter()
-                p["train_seconds"] += now - tick
-                tick = now
-                if p["global_step"] % self.t.log_every_steps == 0 or last_of_epoch:
-                    bar.set_postfix(
-                        loss=f"{p['loss_sum'] / max(1, p['loss_count']):.3f}",
-                        lr=f"{self.scheduler.get_last_lr()[0]:.2e}",
-                        tok_s=f"{p['tokens'] / max(1e-9, p['train_seconds']):.0f}",
-                    )
-                reached_max = bool(self.t.max_steps) and p["global_step"] >= self.t.max_steps
-                if self.t.eval_every_steps and p["global_step"] % self.t.eval_every_steps == 0 and not last_of_epoch and not reached_max:
-                    self._validate(p)
-                    tick = time.perf_counter()
-                if reached_max:
-                    p["done"] = True
-                if (
-                    self.t.save_state_every_steps
-                    and p["global_step"] % self.t.save_state_every_steps == 0
-                    and not last_of_epoch
-                    and not p["done"]
-                ):
-                    self._save_state(p)
-            bar.update(1)
-            if stop["signal"] is not None:
-                bar.close()
-                self._save_state(p)
-                raise TrainingInterrupted(
-                    f"{stop['signal']} received at epoch {p['epoch'] + 1}, step {p['global_step']}: state saved. "
-                    f"Resume with: invoke train --resume {self.run.root}"
-                )
-            if p["done"] or p["stopped_early"]:
-                break
-        bar.close()
-        p["train_seconds"] += time.perf_counter() - tick
-        self._validate(p)
-
-    def _optimizer_step(self) -> None:
-        if self.t.max_grad_norm > 0:
-            self.scaler.unscale_(self.optimizer)
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.t.max_grad_norm)
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        self.scheduler.step()
-        self.optimizer.zero_grad(set_to_none=True)
-
-    def _non_finite(self, p: dict[str, Any], batch: list[int], loss: torch.Tensor) -> None:
-        tw = self.windows["train"]
-        ids = sorted({self.examples["train"][int(tw.example_index[w])].id for w in batch})
-        raise NonFiniteLossError(
-            f"non-finite loss ({float(loss.detach())}) at epoch {p['epoch'] + 1}, step {p['global_step'] + 1}, batch {p['batch_in_epoch'] + 1}; "
-            f"examples in the batch: {', '.join(ids[:20])}{' ...' if len(ids) > 20 else ''}. "
-            f"The last good state is in {self.run.state}; try a lower train.learning_rate or train.precision=off."
-        )
-
-    def _validate(self, p: dict[str, Any]) -> None:
-        if "val" not in self.windows:
-            result_metrics = {"f1": 0.0, "exact_match": 0.0, "n": 0}
-            seconds = 0.0
-        else:
-            result = self._evaluate(self.model, "val")
-            result_metrics, seconds = result.metrics, result.seconds
-        entry = {
-            "epoch": p["epoch"] + 1,
-            "step": p["global_step"],
-            "train_loss": p["loss_sum"] / max(1, p["loss_count"]),
-            "val_f1": result_metrics["f1"],
-            "val_exact_match": result_metrics["exact_match"],
-            "train_seconds": p["train_seconds"],
-            "eval_seconds": seconds,
-            "train_tokens_per_second": p["tokens"] / max(1e-9, p["train_seconds"]),
-        }
-        p["history"].append(entry)
-        p["loss_sum"], p["loss_count"], p["tokens"], p["train_seconds"] = 0.0, 0, 0, 0.0
-        value = result_metrics[self.t.metric]
-        improved = value > p["best_value"]
-        log.info("validation %s", entry)
-        tqdm.write(
-            f"  epoch {entry['epoch']} step {entry['step']}: loss {entry['train_loss']:.4f}  val F1 {entry['val_f1']:.2f}  "
-            f"EM {entry['val_exact_match']:.2f}  ({entry['train_tokens_per_second']:.0f} tok/s){'  * best' if improved else ''}"
-        )
-        if improved:
-            p["best_value"], p["best_step"], p["best_epoch"], p["bad_evals"] = value, p["global_step"], p["epoch"] + 1, 0
-            save_checkpoint(self.model, self.tokenizer, self.run.model, self._checkpoint_metadata(p))
-        else:
-            p["bad_evals"] += 1
-            if self.t.patience and p["bad_evals"] >= self.t.patience:
-                p["stopped_early"] = True
-                p["done"] = True
-                tqdm.write(f"  early stopping: no {self.t.metric} improvement in {p['bad_evals']} evaluations")
-        plot_training_curves(p["history"], self.run.curves, title=f"{self.run.root.name}")
-        if self.hook is not None:
-            self.hook(p, result_metrics)
-
-    def _checkpoint_metadata(self, p: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "base_model": self.s.model.name,
-            "question_mode": self.s.data.question_mode,
-            "epoch": p["epoch"] + 1,
-            "step": p["global_step"],
-            "metric": self.t.metric,
-            "value": p["best_value"],
-            "max_length": self.s.features.max_length,
-            "doc_stride": self.s.features.doc_stride,
-        }
-
-    def _save_state(self, p: dict[str, Any]) -> None:
-        save_state(self.run.state, model=self.model, optimizer=self.optimizer, scheduler=self.scheduler, scaler=self.scaler, progress=p)
-
-    def _evaluate(self, model: torch.nn.Module, split: str) -> EvalResult:
-        return evaluate_windows(
-            model,
-            self.examples[split],
-            self.windows[split],
-            self.s.features,
-            batch_size=self.t.eval_batch_size,
-            pad_token_id=self.pad_id,
-            device=self.device,
-            precision=self.precision,
-        )
-
-    # -- the end -------------------------------------------------------------------------
-    def _finish(self, p: dict[str, Any], evaluate_test: bool, t_start: float) -> dict[str, Any]:
-        best_model, _, _ = load_checkpoint(self.run.model, self.s.model, device=str(self.device))
-        results: dict[str, EvalResult] = {}
-        for split in ("val", "test") if evaluate_test else ("val",):
-            if split in self.windows:
-                results[split] = self._evaluate(best_model, split)
-                atomic_write_json(self.run.split_predictions(split), prediction_records(self.examples[split], results[split].predictions))
-        history = p["history"]
-        metrics = {
-            "run": self.run.root.name,
-            "model": self.s.model.name,
-            "question_mode": self.s.data.question_mode,
-            "synthetic_data": bool(self.dataset.corpus.synthetic),
-            "device": str(self.device),
-            "precision": self.precision.label,
-            "threads": self.threads,
-            "examples": {k: len(v) for k, v in self.examples.items()},
-            "windows": {k: len(v) for k, v in self.windows.items()},
-            "history": history,
-            "best": {"metric": self.t.metric, "value": p["best_value"], "epoch": p["best_epoch"], "step": p["best_step"]},
-            "stopped_early": p["stopped_early"],
-            "optimizer_steps": p["global_step"],
-            "train_tokens_per_second": float(np.mean([h["train_tokens_per_second"] for h in history])) if history else 0.0,
-            "val": results["val"].metrics if "val" in results else None,
-            "test": results["test"].metrics if "test" in results else None,
-            "baselines": {split: baseline_scores(self.examples[split]) for split in ("val", "test") if self.examples[split]},
-        }
-        metrics["wall_seconds"] = time.perf_counter() - t_start
-        atomic_write_json(self.run.metrics, metrics)
-        if "test" in results:
-            atomic_write_json(self.run.split_metrics("test"), {"split": "test", **results["test"].metrics})
-        log.info("finished: %s", {k: metrics[k] for k in ("best", "val", "test")})
-        return metrics
+def _baselines(examples: Sequence[QAExample]) -> dict[str, Scores]:
+    return {name: scores_from(figures) for name, figures in baseline_scores(examples).items()}
 
 
 def find_resumable(run_root: Path) -> Path | None:
     """The newest complete training state of a run directory, if any."""
     return latest_state(run_root / "state")
+
+
+# -- signals and the progress bar -------------------------------------------------------------------------------
+
+
+@attrs.define
+class _StopRequest:
+    signal: str = ""
+
+
+@contextlib.contextmanager
+def _stop_requests() -> Iterator[_StopRequest]:
+    """Turn SIGINT/SIGTERM into a request the loop honours after the next optimizer step (handlers restored afterwards).
+
+    Only at an optimizer step: between micro-batches of one accumulated step the gradients live only
+    in memory, and a state saved there would resume without them.
+    """
+    import signal
+
+    request = _StopRequest()
+
+    def handler(signum, _frame):
+        if request.signal:  # a second Ctrl-C stops at once
+            raise KeyboardInterrupt
+        request.signal = signal.Signals(signum).name
+
+    previous = {}
+    try:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        pass
+    try:
+        yield request
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _show(bar: tqdm, progress: Progress, opt: OptimizerSetup, mb: MicroBatch, epochs: int) -> None:
+    bar.set_description(f"epoch {mb.epoch + 1}/{epochs}")
+    bar.set_postfix(
+        loss=f"{progress.loss_sum / max(1, progress.loss_count):.3f}",
+        lr=f"{opt.scheduler.get_last_lr()[0]:.2e}",
+        tok_s=f"{progress.tokens / max(1e-9, progress.train_seconds):.0f}",
+    )
+
+
+@contextlib.contextmanager
+def _bar(plan: Sequence[MicroBatch], position: int, show: bool) -> Iterator[tqdm]:
+    bar = tqdm(total=len(plan), initial=position, desc="train", unit="batch", disable=not show, dynamic_ncols=True)
+    try:
+        yield bar
+    finally:
+        bar.close()

@@ -7,9 +7,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from evdata.atomic import atomic_write_bytes
+from evtrain.records import HistoryRow
 
 
-def plot_training_curves(history: Sequence[dict], path: Path, title: str = "") -> Path | None:
+def plot_training_curves(history: Sequence[HistoryRow], path: Path, title: str = "") -> Path | None:
     """Train loss and validation F1/EM per evaluation, written atomically to ``path``."""
     if not history:
         return None
@@ -18,14 +19,14 @@ def plot_training_curves(history: Sequence[dict], path: Path, title: str = "") -
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    steps = [h["step"] for h in history]
+    steps = [h.step for h in history]
     fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(10, 3.8))
-    ax_loss.plot(steps, [h.get("train_loss", float("nan")) for h in history], marker="o")
+    ax_loss.plot(steps, [h.train_loss for h in history], marker="o")
     ax_loss.set_xlabel("optimizer step")
     ax_loss.set_ylabel("train loss (mean since last evaluation)")
     ax_loss.grid(alpha=0.3)
-    ax_val.plot(steps, [h["val_f1"] for h in history], marker="o", label="val F1")
-    ax_val.plot(steps, [h["val_exact_match"] for h in history], marker="s", label="val EM")
+    ax_val.plot(steps, [h.val_f1 for h in history], marker="o", label="val F1")
+    ax_val.plot(steps, [h.val_exact_match for h in history], marker="s", label="val EM")
     ax_val.set_xlabel("optimizer step")
     ax_val.set_ylabel("%")
     ax_val.legend()

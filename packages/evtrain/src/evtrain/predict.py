@@ -15,6 +15,7 @@ from evfeatures.windows import build_windows
 from evmodel.loading import pad_token_id
 from evtrain.evaluation import inference_model, window_logits
 from evtrain.precision import PrecisionPlan
+from evtrain.records import PostPrediction, SpanRecord
 
 POSTS_PER_CHUNK = 32  # posts tokenised and scored together; bounds memory on large inputs
 
@@ -75,53 +76,40 @@ def predict_posts(
     precision: PrecisionPlan,
     nbest: int = 3,
     show_progress: bool = True,
-) -> list[dict]:
+) -> list[PostPrediction]:
     """One record per post (per post and symptom in ``symptom`` mode): span, offsets, score, n-best."""
     from tqdm.auto import tqdm
 
     model, precision = inference_model(model, precision)
-    records: list[dict] = []
+    records: list[PostPrediction] = []
     pad_id = pad_token_id(tokenizer)
     with tqdm(total=len(posts), desc="predict", unit="post", disable=not show_progress) as bar:
         for chunk in _chunks(posts, POSTS_PER_CHUNK):
             examples = [ex for post in chunk if post.text.strip() for ex in questions_for(post, question_mode)]
-            chunk_records: list[dict] = []
+            chunk_records: list[PostPrediction] = []
             for post in chunk:
                 if not post.text.strip():
-                    chunk_records.append(
-                        {
-                            "post_id": post.post_id,
-                            "symptom": "",
-                            "question": "",
-                            "prediction_text": "",
-                            "start": 0,
-                            "end": 0,
-                            "score": None,
-                            "windows": 0,
-                            "nbest": [],
-                            "note": "empty post",
-                        }
-                    )
+                    chunk_records.append(PostPrediction(post.post_id, "", "", "", 0, 0, None, 0, [], note="empty post"))
             if examples:
                 windows = build_windows(examples, tokenizer, features)
                 start, end = window_logits(model, windows, batch_size=batch_size, pad_token_id=pad_id, device=device, precision=precision)
                 counts = np.bincount(windows.example_index, minlength=len(examples))
                 for i, (ex, p) in enumerate(zip(examples, decode(examples, windows, start, end, features, nbest=nbest))):
                     chunk_records.append(
-                        {
-                            "post_id": ex.post_id,
-                            "symptom": ex.symptom,
-                            "question": ex.question,
-                            "prediction_text": p.text,
-                            "start": p.start,
-                            "end": p.end,
-                            "score": p.score if abs(p.score) != float("inf") else None,
-                            "windows": int(counts[i]),
-                            "nbest": [{"text": t, "start": s, "end": e, "score": sc} for t, s, e, sc in p.nbest],
-                        }
+                        PostPrediction(
+                            post_id=ex.post_id,
+                            symptom=ex.symptom,
+                            question=ex.question,
+                            prediction_text=p.text,
+                            start=p.start,
+                            end=p.end,
+                            score=p.score if abs(p.score) != float("inf") else None,
+                            windows=int(counts[i]),
+                            nbest=[SpanRecord(t, s, e, sc) for t, s, e, sc in p.nbest],
+                        )
                     )
             # Records in input order, empty posts included (a stable sort keeps the symptom order).
             position = {post.post_id: i for i, post in enumerate(chunk)}
-            records.extend(sorted(chunk_records, key=lambda r: position[r["post_id"]]))
+            records.extend(sorted(chunk_records, key=lambda r: position[r.post_id]))
             bar.update(len(chunk))
     return records

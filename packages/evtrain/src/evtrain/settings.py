@@ -7,7 +7,7 @@ from typing import Any, ClassVar, Literal
 
 import attrs
 
-from evdata.config import dumps_sections, load_sections, structure_sections, validate_fields
+from evdata.config import dumps_sections, evolve_sections, load_sections, structure_sections, validate_fields
 from evdata.settings import DataSettings
 from evfeatures.settings import FeatureSettings
 from evmodel.settings import ModelSettings
@@ -144,6 +144,35 @@ class RunSettings:
     def from_mapping(cls, raw: dict[str, Any], overrides: tuple[str, ...] | list[str] = ()) -> RunSettings:
         """Structure already-parsed TOML data."""
         return cls(**structure_sections(raw, cls.SCHEMA, overrides=overrides, known_sections=ALL_SECTIONS))
+
+    def with_changes(self, changes: dict[str, Any], source: str = "command line") -> RunSettings:
+        """These settings with ``{"section.key": value}`` applied (flags, ``--set``), checked as settings.toml is."""
+        if not changes:
+            return self
+        sections = {name: getattr(self, name) for name in self.SCHEMA}
+        return type(self)(**evolve_sections(sections, changes, self.SCHEMA, known_sections=ALL_SECTIONS, source=source))
+
+    def check_for_training(self) -> None:
+        """Problems that only matter when training (raised together, each naming ``section.key``).
+
+        Training keeps the checkpoint that scores best on validation and stops early on it, so it needs
+        a validation split: ``data.val_ratio = 0`` is refused here rather than faked as F1 0 (``invoke data``
+        still accepts it, to inspect a two-way split).
+        """
+        validate_fields(
+            self,
+            [
+                (
+                    self.data.val_ratio > 0,
+                    f"data.val_ratio: training needs a validation split to choose its best checkpoint; must be > 0, got {self.data.val_ratio:g}",
+                )
+            ],
+        )
+
+    def value(self, dotted: str) -> Any:
+        """The value of ``section.key``."""
+        section, _, key = dotted.partition(".")
+        return getattr(getattr(self, section), key)
 
     def to_toml(self) -> str:
         """The resolved settings as TOML text (what a run directory stores)."""

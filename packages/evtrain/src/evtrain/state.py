@@ -18,6 +18,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from evdata.atomic import atomic_directory
+from evdata.config import from_data, to_data
+from evtrain.records import Progress
 
 log = logging.getLogger("evtrain")
 MARKER = "COMPLETE"
@@ -80,16 +82,16 @@ def save_state(
     optimizer: torch.optim.Optimizer,
     scheduler: Any,
     scaler: Any,
-    progress: dict[str, Any],
+    progress: Progress,
 ) -> Path:
     """Write a complete resumable state under ``state_root/step-<global_step>`` and prune old ones."""
-    name = f"step-{progress['global_step']:08d}-{progress['epoch']:03d}-{progress['batch_in_epoch']:06d}"
+    name = f"step-{progress.global_step:08d}-{progress.epoch:03d}-{progress.batch_in_epoch:06d}"
     target = state_root / name
     model_tensors = {k: v.detach().cpu().contiguous() for k, v in _unwrap(model).state_dict().items()}
     opt_tensors, opt_meta = _optimizer_tensors(optimizer)
     rng_tensors, rng_meta = _rng_state()
     meta = {
-        "progress": progress,
+        "progress": to_data(progress),
         "optimizer": opt_meta,
         "scheduler": scheduler.state_dict(),
         "scaler": scaler.state_dict() if scaler is not None and scaler.is_enabled() else None,
@@ -134,9 +136,10 @@ def load_state(
     optimizer: torch.optim.Optimizer,
     scheduler: Any,
     scaler: Any,
-) -> dict[str, Any]:
+) -> Progress:
     """Restore model, optimizer, scheduler, scaler and RNG states; return the saved progress."""
     meta = json.loads((directory / "state.json").read_text(encoding="utf-8"))
+    progress = from_data(meta["progress"], Progress, str(directory / "state.json"))
     _unwrap(model).load_state_dict(load_file(str(directory / "model.safetensors")))
     tensors = load_file(str(directory / "optimizer.safetensors"))
     optimizer.load_state_dict(_optimizer_state_dict(tensors, meta["optimizer"]))
@@ -144,7 +147,7 @@ def load_state(
     if scaler is not None and meta.get("scaler"):
         scaler.load_state_dict(meta["scaler"])
     _set_rng_state(tensors, meta["rng"])
-    return meta["progress"]
+    return progress
 
 
 def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
