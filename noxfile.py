@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import glob
 import sys
+from pathlib import Path
 
 import nox
 
@@ -12,6 +13,10 @@ import nox
 nox.options.default_venv_backend = "uv|venv"
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
+
+# Every install is constrained to the set CI tests (pip freeze of a bootstrapped .venv); the packages'
+# pyproject.toml files hold the ranges. An absolute path: uv and pip resolve it the same from any folder.
+CONSTRAINTS = ("-c", str(Path(__file__).resolve().parent / "constraints.txt"))
 
 TORCH = "torch==2.13.0"  # the CPU build this machine provides; keeps nox from pulling a CUDA build
 # pip finds that CPU build through the machine's pip configuration; uv ignores it, so name the file.
@@ -22,9 +27,9 @@ LOCAL_TORCH = sorted(glob.glob(f"/opt/wheels/torch-2.13.0+cpu-{_TAG}-*.whl"))
 def _install_torch(session: nox.Session) -> None:
     """torch 2.13.0, CPU build: the local wheel where one lies on disk, else the index (pip's config decides)."""
     if LOCAL_TORCH and session.venv_backend == "uv":
-        session.install(LOCAL_TORCH[-1])
+        session.install(LOCAL_TORCH[-1], *CONSTRAINTS)
     else:
-        session.install(TORCH)
+        session.install(TORCH, *CONSTRAINTS)
 
 
 # Each package with the local siblings it depends on (installed from their folders, never from an index).
@@ -47,7 +52,7 @@ def _install_and_test(
     args = []
     for name in chain:
         args += ["-e", f"packages/{name}[test]" if name == package else f"packages/{name}"]
-    session.install(*args, *extra)
+    session.install(*args, *extra, *CONSTRAINTS)
     session.env.setdefault("HYPOTHESIS_PROFILE", "ci")
     session.run("pytest", tests or f"packages/{package}/tests", "-q", *session.posargs)
 
@@ -88,7 +93,7 @@ def integration(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    session.install("ruff>=0.6")
+    session.install("ruff>=0.6", *CONSTRAINTS)
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
 
@@ -144,7 +149,7 @@ def postgres(session: nox.Session) -> None:
         session.run(*sudo, "apt-get", "install", "-y", "--no-install-recommends", "postgresql", external=True, env=env)
     _install_torch(session)
     chain = [f"packages/{name}[test,postgres]" if name == "evsearch" else f"packages/{name}" for name in CHAINS["evsearch"]]
-    session.install(*[arg for path in chain for arg in ("-e", path)])
+    session.install(*[arg for path in chain for arg in ("-e", path)], *CONSTRAINTS)
     session.env.setdefault("HYPOTHESIS_PROFILE", "ci")
     session.env["EVSEARCH_REQUIRE_POSTGRES"] = "1"  # a missing server or driver fails here instead of skipping
     session.env["EVSEARCH_POSTGRES_BIN"] = _postgres_bin() or ""

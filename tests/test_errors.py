@@ -200,7 +200,7 @@ def test_settings_problems_are_listed_at_once_naming_section_key(cli) -> None:
     expected = [
         "data.train_ratio + val_ratio + test_ratio: must sum to 1, got 1.1",
         "features.doc_stride: must be less than half of max_length (64), got 40",
-        "model.dropout: must be within [0, 1), got 1.5",
+        "model.dropout: must be < 1, got 1.5",
         "train.lerning_rate: unknown key",
         "train.epochs: ",
         "train.batch_size: must be >= 1, got 0",

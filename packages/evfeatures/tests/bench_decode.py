@@ -19,7 +19,8 @@ import numpy as np
 import torch
 
 from evdata.records import Answer, QAExample
-from evfeatures import FeatureSettings, build_windows, decode, decode_reference
+from evfeatures import FeatureSettings, build_windows
+from evfeatures.decode import decode, decode_reference
 
 
 def load_tokenizer():

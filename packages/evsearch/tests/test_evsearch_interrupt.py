@@ -63,7 +63,7 @@ def test_sigint_mid_trial_fails_it_cleanly_and_the_study_resumes(tmp_path, base,
     trials = load_study(search, base).get_trials(deepcopy=False)
     assert [t.state for t in trials] == [TrialState.FAIL], [(t.state, t.user_attrs) for t in trials]
     reason = trials[0].user_attrs[ATTR_REASON]
-    assert reason.startswith("interrupted: SIGINT received at epoch"), reason
+    assert reason.startswith("interrupted: SIGINT at epoch"), reason
     assert "invoke train --resume" not in reason  # the study is what resumes, not the trial's run
 
     # the same command again continues the study: the interrupted trial stays failed and is replaced

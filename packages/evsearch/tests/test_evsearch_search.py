@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import attrs
 import pytest
@@ -14,15 +15,17 @@ import torch
 from optuna.trial import TrialState
 from rich.console import Console
 
-from evdata.config import SettingsError
+from evdata.config import SettingsError, read_record
 from evdata.dataset import load_dataset
 from evsearch.api import run_search
 from evsearch.objective import ATTR_REASON, ATTR_WORKER, deferred_interrupts
-from evsearch.retrain import SEARCH_JSON
-from evsearch.study import SearchError, create_or_load_study, is_surplus, load_study
+from evsearch.records import SEARCH_JSON, RetrainSource, read_summary, read_trials
+from evsearch.report import write_study_report
+from evsearch.study import SearchError, SearchInterrupted, create_or_load_study, is_surplus, load_study
 from evtrain.api import load_run_settings, run_evaluation, run_prediction
-from evtrain.loop import RunResult, TrainingInterrupted
-from evtrain.report import write_study_report
+from evtrain.errors import TrainingInterrupted
+from evtrain.loop import RunResult
+from evtrain.records import Best, EvaluationReport, HistoryRow, PostPrediction, RunMetrics, Scores, read_metrics
 from evtrain.runs import RunPaths, resolve_run
 from evtrain.settings import RunSettings
 
@@ -39,18 +42,47 @@ def states(search):
     return [t.state for t in trials_of(search)]
 
 
+def scripted_metrics(run: RunPaths, values: list[float]) -> RunMetrics:
+    """The metrics.json of a scripted run: validation F1 ``values``, one per epoch, the best of them kept."""
+    history = [HistoryRow(e, e, 1.0, v, v / 2, 0.1, 0.1, 100.0) for e, v in enumerate(values, start=1)]
+    best = max(history, key=lambda h: h.val_f1)
+    return RunMetrics(
+        run=run.root.name,
+        model="scripted",
+        question_mode="symptom",
+        synthetic_data=True,
+        device="cpu",
+        precision="fp32",
+        precision_dtype="fp32",
+        threads=1,
+        examples={},
+        windows={},
+        history=history,
+        best=Best("f1", best.val_f1, best.epoch, best.step),
+        stopped_early=False,
+        optimizer_steps=len(values),
+        train_tokens_per_second=100.0,
+        val=Scores(best.val_exact_match, best.val_f1, 4),
+        test=None,
+        baselines={},
+        wall_seconds=0.1,
+    )
+
+
 def scripted(curve):
     """A stand-in for evtrain's train: reports ``curve(trial number)`` per epoch through the hook, like the real loop."""
 
     def train(settings, dataset, run, *, on_evaluation=None, evaluate_test=True, show_progress=True):
         values = curve(int(run.root.name))[: settings.train.epochs]
-        history = []
-        for epoch, value in enumerate(values):
-            history.append({"epoch": epoch + 1, "val_f1": value})
-            on_evaluation(
-                {"epoch": epoch, "global_step": epoch + 1, "history": list(history)}, {"f1": value, "exact_match": value / 2, "n": 4}
+        best = float("-inf")
+        for epoch, value in enumerate(values, start=1):
+            scores = Scores(exact_match=value / 2, f1=value, n=4)
+            report = EvaluationReport(
+                index=epoch, epoch=epoch, step=epoch, scores=scores, value=value, improved=value > best, last=epoch == len(values)
             )
-        return RunResult(run, {"best": {"metric": "f1", "value": max(values)}})
+            best = max(best, value)
+            on_evaluation(report)
+        return RunResult(run, scripted_metrics(run, values))
 
     return train
 
@@ -71,31 +103,33 @@ def test_search_end_to_end_then_evaluate_and_predict_the_best_run(tmp_path, base
             t.params["batch_size"],
             t.params["epochs"],
         )
-        metrics = json.loads((run / "metrics.json").read_text())
-        assert metrics["best"]["value"] == pytest.approx(t.value)
+        metrics = read_metrics(run / "metrics.json")
+        assert metrics.best.value == pytest.approx(t.value)
         assert sorted(t.intermediate_values) == list(range(1, t.params["epochs"] + 1))
         assert not (run / "model").exists() and not (run / "state").exists()  # weights dropped, record kept
     assert (search.study_dir / "optimization_history.png").stat().st_size > 1000
-    summary = json.loads((search.study_dir / "summary.json").read_text())
-    assert summary["finished"] == 3 and summary["best"]["number"] == result.best_trial
-    records = json.loads((search.study_dir / "trials.json").read_text())
-    assert [r["number"] for r in records] == [0, 1, 2] and records[0]["params"] == trials[0].params
+    summary = read_summary(search.study_dir / "summary.json")
+    assert summary.finished == 3 and summary.best is not None and summary.best.number == result.best_trial
+    assert summary.best_run == str(tmp_path / "optuna_best")
+    records = read_trials(search.study_dir / "trials.json")
+    assert [r.number for r in records] == [0, 1, 2] and records[0].params == trials[0].params
+    assert [sorted(r.val_f1) for r in records] == [sorted(t.intermediate_values) for t in trials]
     assert "optimization_history" in write_study_report(search.study_dir).read_text()  # invoke report --study reads it
 
     best = RunPaths(tmp_path / "optuna_best")
     assert result.best_run == best.root
-    assert json.loads((best.root / SEARCH_JSON).read_text())["trial"] == result.best_trial
+    assert read_record(best.root / SEARCH_JSON, RetrainSource).trial == result.best_trial
     settings = load_run_settings(best)
     assert settings.train.learning_rate == result.best_params["learning_rate"] and settings.train.max_steps == 0
-    recorded = json.loads(best.metrics.read_text())
+    recorded = read_metrics(best.metrics)
     dataset = load_dataset(settings.data)
     again = run_evaluation(best, "test", dataset, settings, console=quiet())
-    assert again["f1"] == recorded["test"]["f1"]
+    assert recorded.test is not None and again.scores.f1 == recorded.test.f1
     assert resolve_run("latest", tmp_path / "runs").root == best.root.resolve()
     posts = tmp_path / "new.csv"
     posts.write_text("post_id,text\nn1,I can not sleep more than three hours a night. The bus was late again today.\n")
     out = run_prediction(best, posts, tmp_path / "pred.json", console=quiet(), show_progress=False)
-    assert {r["post_id"] for r in json.loads(out.read_text())} == {"n1"}
+    assert {r.post_id for r in read_record(out, list[PostPrediction])} == {"n1"}
 
     # the same command again: nothing left to run, and the best run is already this trial's
     before = best.metrics.stat().st_mtime_ns
@@ -167,8 +201,14 @@ def test_non_finite_loss_fails_trials_and_too_many_failures_stop_the_search(tmp_
     assert all(t.user_attrs[ATTR_REASON].startswith("NonFiniteLossError: non-finite loss") for t in trials)
 
 
-@pytest.mark.parametrize("signal_error", [TrainingInterrupted("SIGINT received at epoch 1"), KeyboardInterrupt()])
-def test_ctrl_c_fails_the_current_trial_cleanly_and_the_study_resumes(tmp_path, base, signal_error, make_search):
+@pytest.mark.parametrize(
+    ("signal_error", "reason"),
+    [
+        (TrainingInterrupted("SIGTERM", 1, 3, Path("trial-run")), "interrupted: SIGTERM at epoch 1, step 3"),
+        (KeyboardInterrupt(), "interrupted (Ctrl-C)"),
+    ],
+)
+def test_ctrl_c_fails_the_current_trial_cleanly_and_the_study_resumes(tmp_path, base, signal_error, reason, make_search):
     search = make_search(trials=3, retrain=False)
     fine = scripted(lambda n: [10.0 + n, 11.0 + n])
 
@@ -177,10 +217,10 @@ def test_ctrl_c_fails_the_current_trial_cleanly_and_the_study_resumes(tmp_path, 
             raise signal_error
         return fine(settings, dataset, run, **kwargs)
 
-    with pytest.raises(TrainingInterrupted, match="run the same command to continue"):
+    with pytest.raises(SearchInterrupted, match="run the same command to continue"):
         run_search(search, base, console=quiet(), show_progress=False, train_fn=interrupted_at_trial_1)
     assert states(search) == [TrialState.COMPLETE, TrialState.FAIL]
-    assert trials_of(search)[1].user_attrs[ATTR_REASON].startswith("interrupted")
+    assert trials_of(search)[1].user_attrs[ATTR_REASON] == reason  # where it stopped; no resume hint for the trial's run
 
     run_search(search, base, console=quiet(), show_progress=False, train_fn=fine)
     assert states(search) == [TrialState.COMPLETE, TrialState.FAIL, TrialState.COMPLETE, TrialState.COMPLETE]

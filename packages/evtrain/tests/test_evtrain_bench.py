@@ -22,6 +22,7 @@ from evtrain.bench import runner, worker
 from evtrain.bench.hardware import batch_flops, encoder_flops_per_token, matmul_peak, peak_rss_mib
 from evtrain.bench.options import BenchOptions
 from evtrain.bench.recipe import postprocess_predictions, prepare_eval_features, prepare_train_features
+from evtrain.records import read_metrics
 
 FEATURES = FeatureSettings(max_length=64, doc_stride=16, max_answer_length=30)
 
@@ -125,11 +126,15 @@ def test_bench_report_has_every_figure_for_both_sides(tiny_corpus, tiny_model, t
     def fast_peak(dtype, **kwargs):
         return matmul_peak(dtype, seconds_per_shape=0.01, shapes=((64, 64, 64),))
 
+    dtypes = []
+
     def in_process(side, round_index, spec, workdir, timeout):
         # The child's command line, run in this process to keep the test fast.
         out = workdir / f"{round_index}-{side}"
         out.mkdir()
         assert worker.main([str(spec), side, str(out / "result.json"), str(out)]) == 0
+        if side == "evspan":
+            dtypes.append(read_metrics(out / "evspan-run" / "metrics.json").precision_dtype)
         return json.loads((out / "result.json").read_text())
 
     monkeypatch.setattr("evtrain.bench.hardware.matmul_peak", fast_peak)
@@ -160,6 +165,7 @@ def test_bench_report_has_every_figure_for_both_sides(tiny_corpus, tiny_model, t
             assert run["rates"][key] >= 0, key
     evspan = written["runs"][1]
     assert evspan["train"]["plan_matches_loop"]
+    assert evspan["precision_peak"] == dtypes[0]  # the run's compute dtype, not a guess from its label
     assert written["runs"][0]["train"]["padded_tokens"] == 2 * 4 * FEATURES.max_length  # the recipe pads every window
     for key in ("train_tokens_per_second", "eval_tokens_per_second", "val_f1", "peak_rss_mib"):
         assert {"target", "reached", "met"} <= set(written["summary"]["targets"][key])

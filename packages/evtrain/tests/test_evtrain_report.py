@@ -1,19 +1,23 @@
-"""The HTML report: highlights at the predictions' offsets, escaping, one section per post, bad input, studies."""
+"""The HTML report: highlights at the predictions' offsets, escaping, one section per post, bad input.
+
+(A search study's page is evsearch's: packages/evsearch/tests/test_evsearch_report.py.)
+"""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
+import attrs
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from report_fixtures import HOSTILE_IMG, HOSTILE_SCRIPT, POSTS, parse_report, prediction_records, runs, write_sample_run
 
+from evdata.config import write_record
+from evtrain.records import PredictionRecord, SplitEvaluation, read_metrics, write_metrics
 from evtrain.report import ReportError, write_report
 from evtrain.report.highlight import pieces, render_marked
-from evtrain.report.inputs import ExampleRecord
 from evtrain.report.outcomes import classify, length_bucket
-from evtrain.report.testing import HOSTILE_IMG, HOSTILE_SCRIPT, POSTS, parse_report, prediction_records, runs, write_sample_run
 
 
 @pytest.fixture(scope="module")
@@ -24,22 +28,22 @@ def sample(tmp_path_factory):
     return run, path, path.read_text(encoding="utf-8")
 
 
-def _record(**changes) -> ExampleRecord:
-    base = {
-        "example_id": "p::S",
-        "post_id": "p",
-        "question": "",
-        "symptom": "S",
-        "prediction_text": "",
-        "start": 0,
-        "end": 0,
-        "score": None,
-        "gold_texts": [],
-        "gold_spans": [],
-        "exact_match": 0.0,
-        "f1": 0.0,
-    }
-    return ExampleRecord.from_json({**base, **changes}, "test")
+def _record(**changes) -> PredictionRecord:
+    base = PredictionRecord(
+        example_id="p::S",
+        post_id="p",
+        question="",
+        symptom="S",
+        prediction_text="",
+        start=0,
+        end=0,
+        score=None,
+        gold_texts=[],
+        gold_spans=[],
+        exact_match=0.0,
+        f1=0.0,
+    )
+    return attrs.evolve(base, **changes)
 
 
 def test_default_output_is_report_of_split_in_run_dir(sample):
@@ -50,7 +54,7 @@ def test_default_output_is_report_of_split_in_run_dir(sample):
 def test_one_section_per_post_in_prediction_order(sample):
     _, _, page = sample
     parsed = parse_report(page)
-    expected = list(dict.fromkeys(r["post_id"] for r in prediction_records()))
+    expected = list(dict.fromkeys(r.post_id for r in prediction_records()))
     assert [p.post_id for p in parsed.posts] == expected
     assert sum(len(p.rows) for p in parsed.posts) == len(prediction_records())
 
@@ -61,10 +65,10 @@ def test_highlight_offsets_equal_prediction_offsets(sample):
     for post_id, text in POSTS.items():
         post = parsed[post_id]
         assert post.text == text  # the rendered text is the post, character for character
-        records = [r for r in prediction_records() if r["post_id"] == post_id]
+        records = [r for r in prediction_records() if r.post_id == post_id]
         for k, r in enumerate(records):
-            assert runs(post.pred.get(k, set())) == ([(r["start"], r["end"])] if r["end"] > r["start"] else [])
-            assert runs(post.gold.get(k, set())) == runs({x for s, e in r["gold_spans"] for x in range(s, e)})
+            assert runs(post.pred.get(k, set())) == ([(r.start, r.end)] if r.end > r.start else [])
+            assert runs(post.gold.get(k, set())) == runs({x for s, e in r.gold_spans for x in range(s, e)})
             assert post.rows[k]["data-example"] == str(k)
 
 
@@ -113,7 +117,7 @@ def test_long_post_is_folded_and_short_ones_are_not(sample):
 def test_summary_shows_scores_baselines_and_curves(sample):
     _, _, page = sample
     records = prediction_records()
-    f1 = 100 * sum(r["f1"] for r in records) / len(records)
+    f1 = 100 * sum(r.f1 for r in records) / len(records)
     assert f'<div class="value">{f1:.1f}</div>' in page
     assert "keyword sentence" in page and "35.6" in page
     assert 'alt="training curves" src="data:image/png;base64,' in page
@@ -123,7 +127,7 @@ def test_summary_shows_scores_baselines_and_curves(sample):
 
 def test_symptom_table_lists_each_symptom_once(sample):
     _, _, page = sample
-    symptoms = {r["symptom"] for r in prediction_records()}
+    symptoms = {r.symptom for r in prediction_records()}
     for symptom in symptoms:
         assert page.count(f'<td class="name"><span class="sym">{symptom}</span></td>') == 1
 
@@ -136,10 +140,9 @@ def test_same_inputs_give_the_same_bytes(sample, tmp_path):
 
 def test_empty_question_mode_has_no_symptom_table(tmp_path):
     run = write_sample_run(tmp_path, curves=False)
-    records = [{**r, "symptom": "", "question": "", "example_id": f"{r['post_id']}#{i}"} for i, r in enumerate(prediction_records())]
-    run.split_predictions("test").write_text(json.dumps(records), encoding="utf-8")
-    metrics = json.loads(run.metrics.read_text(encoding="utf-8"))
-    run.metrics.write_text(json.dumps({**metrics, "question_mode": "empty"}), encoding="utf-8")
+    records = [attrs.evolve(r, symptom="", question="", example_id=f"{r.post_id}#{i}") for i, r in enumerate(prediction_records())]
+    write_record(run.split_predictions("test"), records)
+    write_metrics(run.metrics, attrs.evolve(read_metrics(run.metrics), question_mode="empty"))
     page = write_report(run=run.root).read_text(encoding="utf-8")
     assert "question_mode = empty" in page
     assert 'id="f-symptom"' not in page
@@ -149,16 +152,16 @@ def test_empty_question_mode_has_no_symptom_table(tmp_path):
 def test_offsets_that_do_not_fit_the_post_name_record_and_field(tmp_path):
     run = write_sample_run(tmp_path, curves=False)
     records = prediction_records()
-    records[2] = {**records[2], "start": records[2]["start"] + 1}
-    run.split_predictions("test").write_text(json.dumps(records), encoding="utf-8")
+    records[2] = attrs.evolve(records[2], start=records[2].start + 1)
+    write_record(run.split_predictions("test"), records)
     with pytest.raises(ReportError, match=r"test\.json, record 2 \(example 'p1::SLEEP_ISSUES'\): field 'start/end'"):
         write_report(run=run.root)
 
 
 def test_post_missing_from_corpus_is_an_error(tmp_path):
     run = write_sample_run(tmp_path, curves=False)
-    records = [*prediction_records(), {**prediction_records()[0], "example_id": "zz::X", "post_id": "zz"}]
-    run.split_predictions("test").write_text(json.dumps(records), encoding="utf-8")
+    records = [*prediction_records(), attrs.evolve(prediction_records()[0], example_id="zz::X", post_id="zz")]
+    write_record(run.split_predictions("test"), records)
     with pytest.raises(ReportError, match=r"record 9 .*post 'zz' is not in the corpus; pass --data-dir"):
         write_report(run=run.root)
 
@@ -168,7 +171,8 @@ def test_post_missing_from_corpus_is_an_error(tmp_path):
     [
         ('[{"example_id": "a"', r"line 1, column 20: invalid JSON"),
         ('{"a": 1}', r"expected a JSON list"),
-        ('[{"example_id": "a", "post_id": "p1"}]', r"record 0: missing field\(s\) prediction_text, start, end, gold_texts, gold_spans"),
+        ('[{"example_id": "a", "post_id": "p1"}]', r"test\.json: .*\$\[0\]\.prediction_text: required field missing"),
+        ('[{"example_id": "a", "post_id": "p1", "extra": 1}]', r"\$\[0\]\.extra: unknown key"),
     ],
 )
 def test_malformed_predictions_file_is_a_clear_error(tmp_path, content, message):
@@ -176,6 +180,64 @@ def test_malformed_predictions_file_is_a_clear_error(tmp_path, content, message)
     run.split_predictions("test").write_text(content, encoding="utf-8")
     with pytest.raises(ReportError, match=message):
         write_report(run=run.root)
+
+
+def _records_as_data(**changes) -> list[dict]:
+    from evdata.config import to_data
+
+    return [{**to_data(r), **changes} for r in prediction_records()]
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"start": "seven"}, r"test\.json: .*\$\[0\]\.start: invalid value for type, expected int"),
+        ({"gold_texts": []}, r"test\.json, record 0: gold_texts has 0 entries but gold_spans has 1"),
+        ({"start": 9, "end": 4}, r"test\.json, record 0: field 'start/end' must satisfy 0 <= start <= end, got \[9, 4\]"),
+        ({"example_id": "same"}, r"test\.json, record 1: duplicate example_id 'same' \(first at record 0\)"),
+    ],
+)
+def test_prediction_records_that_break_the_contract_name_record_and_field(tmp_path, changes, message):
+    run = write_sample_run(tmp_path, curves=False)
+    run.split_predictions("test").write_text(json.dumps(_records_as_data(**changes)), encoding="utf-8")
+    with pytest.raises(ReportError, match=message):
+        write_report(run=run.root)
+
+
+def test_metrics_file_that_does_not_match_names_file_and_field(tmp_path):
+    run = write_sample_run(tmp_path, curves=False)
+    metrics = json.loads(run.metrics.read_text(encoding="utf-8"))
+    metrics["best"]["epoch"] = "three"
+    run.metrics.write_text(json.dumps(metrics), encoding="utf-8")
+    with pytest.raises(ReportError, match=r"metrics\.json: .*\$\.best\.epoch: invalid value for type, expected int"):
+        write_report(run=run.root)
+    run.metrics.write_text("[]", encoding="utf-8")
+    with pytest.raises(ReportError, match=r"metrics\.json: expected a JSON object, got list"):
+        write_report(run=run.root)
+
+
+def test_a_stale_split_evaluation_is_flagged_and_a_matching_one_is_not(sample, tmp_path):
+    _, _, page = sample
+    assert 'class="warning"' not in page  # the sample's metrics_test.json matches its predictions
+    run = write_sample_run(tmp_path, curves=False)
+    stale = SplitEvaluation(split="test", scores=attrs.evolve(read_metrics(run.metrics).test, f1=12.5), seconds=1.0, windows=14)
+    write_record(run.split_metrics("test"), stale)
+    page = write_report(run=run.root).read_text(encoding="utf-8")
+    assert "metrics record f1 = 12.50 for test, but the predictions file gives" in page
+
+
+def test_a_run_without_metrics_still_gets_its_page(tmp_path):
+    run = write_sample_run(tmp_path, curves=False)
+    run.metrics.unlink()
+    run.split_metrics("test").unlink()
+    page = write_report(run=run.root).read_text(encoding="utf-8")
+    assert "No training history recorded." in page and "No baseline scores recorded for the test split." in page
+    assert len(parse_report(page).posts) == len(POSTS)
+
+
+def test_a_study_needs_evsearch(tmp_path):
+    with pytest.raises(ReportError, match="needs evsearch"):
+        write_report(study=tmp_path)
 
 
 def test_missing_split_says_how_to_make_it(tmp_path):
@@ -235,49 +297,3 @@ def test_marks_cover_exactly_the_spans_and_keep_the_text(case):
         assert post.gold.get(k, set()) == {x for s, e in spans for x in range(s, e)}
     for k, (s, e) in pred.items():
         assert post.pred.get(k, set()) == set(range(s, e))
-
-
-def _write_study(folder: Path, trials) -> None:
-    folder.mkdir(parents=True)
-    (folder / "trials.json").write_text(json.dumps(trials), encoding="utf-8")
-    (folder / "optimization_history.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 16)
-
-
-def test_study_report_lists_trials_best_first_and_embeds_plots(tmp_path):
-    study = tmp_path / "search" / "demo"
-    trials = [
-        {
-            "number": 0,
-            "state": "COMPLETE",
-            "params": {"learning_rate": 1e-4},
-            "value": 41.5,
-            "duration_seconds": 60.0,
-            "val_f1": {"2": 41.5, "1": 30.25},
-        },
-        {"number": 1, "state": "PRUNED", "params": {"learning_rate": 3e-5}, "value": None, "duration_seconds": 12.0},
-        {"number": 2, "state": "COMPLETE", "params": {"learning_rate": 5e-5}, "value": 47.25, "duration_seconds": 58.0},
-    ]
-    _write_study(study, trials)
-    (study / "summary.json").write_text(
-        json.dumps({"best": {"number": 2, "value": 47.25, "params": {"learning_rate": 5e-5, "epochs": 4}}}), encoding="utf-8"
-    )
-    path = write_report(run=study)  # a study folder given as --run is recognised
-    assert path == study / "report.html"
-    page = path.read_text(encoding="utf-8")
-    assert page.index("47.25") < page.index("41.5")
-    assert '<th title="params.learning_rate">learning_rate</th>' in page and "PRUNED" in page
-    assert "30.25 → 41.5" in page  # validation F1 per epoch, in epoch order, in one cell
-    assert "Best trial #2: value 47.25" in page and "<code>epochs</code>" in page
-    assert 'src="data:image/png;base64,iVBORw0KGgo' in page
-
-
-def test_study_from_csv_and_errors(tmp_path):
-    study = tmp_path / "s"
-    study.mkdir()
-    (study / "trials.csv").write_text("number,value,state,params_lr\n0,40.0,COMPLETE,0.001\n1,45.0,COMPLETE,<b>x</b>\n", encoding="utf-8")
-    page = write_report(study=study).read_text(encoding="utf-8")
-    assert page.index("45") < page.index("40.0") and "&lt;b&gt;x&lt;/b&gt;" in page
-    with pytest.raises(ReportError, match=r"no trials\.json or trials\.csv found"):
-        write_report(study=tmp_path)
-    with pytest.raises(ReportError, match="not both"):
-        write_report(run=study, study=study)

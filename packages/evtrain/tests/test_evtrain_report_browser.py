@@ -13,9 +13,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from report_fixtures import HOSTILE_IMG, HOSTILE_SCRIPT, POSTS, parse_report, prediction_records, runs, write_sample_run
 
 from evtrain.report import write_report
-from evtrain.report.testing import HOSTILE_IMG, HOSTILE_SCRIPT, POSTS, parse_report, prediction_records, runs, write_sample_run
 
 REPO = Path(__file__).resolve().parents[3]
 SCREENSHOTS = Path(os.environ.get("EVSPAN_SCREENSHOT_DIR", REPO / "artifacts" / "test-screenshots"))
@@ -72,9 +72,9 @@ def test_browser_renders_posts_as_plain_text_and_runs_the_filter_script(report):
     assert HOSTILE_SCRIPT in texts["p2"] and HOSTILE_IMG in texts["p2"] and "😞🙃" in texts["p2"] and "אני מרגיש" in texts["p2"]
     assert dom.texts_by_id["shown-count"] == f"{len(POSTS)} of {len(POSTS)} posts shown · 9 of 9 examples"
     for post in dom.posts:
-        records = [r for r in prediction_records() if r["post_id"] == post.post_id]
+        records = [r for r in prediction_records() if r.post_id == post.post_id]
         for k, r in enumerate(records):
-            assert runs(post.pred.get(k, set())) == ([(r["start"], r["end"])] if r["end"] > r["start"] else [])
+            assert runs(post.pred.get(k, set())) == ([(r.start, r.end)] if r.end > r.start else [])
 
 
 def test_browser_filter_from_query_string_hides_other_posts_and_their_marks(report):

@@ -7,10 +7,11 @@ turn TOML text into those classes (extra keys forbidden, every problem reported 
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any, get_args, get_origin, get_type_hints
 
 import attrs
 import cattrs
@@ -36,6 +37,44 @@ def _strict_bool(value: Any, _: type) -> bool:
 
 
 converter.register_structure_hook(bool, _strict_bool)
+
+
+def _strict_int(value: Any, _: type) -> int:
+    # Not bool (a bool is an int in Python), not "7", not 1.5: an integer setting is an integer.
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise _BadValue(f"expected an integer, got {value!r}")
+
+
+def _strict_float(value: Any, _: type) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    raise _BadValue(f"expected a number, got {value!r}")
+
+
+def _strict_str(value: Any, _: type) -> str:
+    if isinstance(value, str):
+        return value
+    raise _BadValue(f"expected a string, got {value!r}")
+
+
+def _int_keyed(value: Any, typ: Any) -> dict[int, Any]:
+    # JSON object keys are always text: a ``dict[int, X]`` record field reads "1" as the key 1.
+    if not isinstance(value, Mapping):
+        raise _BadValue(f"expected an object, got {value!r}")
+    item = get_args(typ)[1]
+    out = {}
+    for key, inner in value.items():
+        if isinstance(key, str) and key.lstrip("-").isdigit():
+            key = int(key)
+        out[_strict_int(key, int)] = converter.structure(inner, item)
+    return out
+
+
+converter.register_structure_hook(int, _strict_int)
+converter.register_structure_hook_func(lambda t: get_origin(t) is dict and get_args(t)[:1] == (int,), _int_keyed)
+converter.register_structure_hook(float, _strict_float)
+converter.register_structure_hook(str, _strict_str)
 
 
 class SettingsError(ValueError):
@@ -68,41 +107,106 @@ def parse_override(item: str) -> tuple[str, str, Any]:
     return parts[0], parts[1], value
 
 
-def _format_cattrs_error(path: str, exc: BaseException, typ: Any = None) -> list[str]:
-    """Flatten a cattrs error tree into ``section.key: message`` lines (our own checks included)."""
+# An attrs range validator's message: "'epochs' must be >= 1: 0" (ge/le/gt/lt) or "'mode' must be in (...) (got 'x')" (in_).
+_ATTRS_RANGE = re.compile(r"^'(?P<name>\w+)' must be (?P<rule>[<>]=? \S+): (?P<value>.*)$")
+_ATTRS_CHOICE = re.compile(r"^'(?P<name>\w+)' must be in (?P<choices>.*) \(got (?P<value>.*)\)$")
+
+
+def validator_problem(exc: BaseException) -> tuple[str, str] | None:
+    """``(field, "must be >= 1, got 0")`` from an attrs field validator's error; None for any other error."""
+    if not isinstance(exc, ValueError) or not exc.args or not isinstance(exc.args[0], str):
+        return None
     if isinstance(exc, SettingsError):
-        return [f"{path}.{p}" for p in exc.problems]
+        return None
+    text = exc.args[0]
+    if m := _ATTRS_RANGE.match(text):
+        return m["name"], f"must be {m['rule']}, got {m['value']}"
+    if m := _ATTRS_CHOICE.match(text):
+        choices = m["choices"].strip("()[]{}").rstrip(",")
+        return m["name"], f"must be one of {choices}, got {m['value']}"
+    return None
+
+
+def _describe(exc: BaseException, typ: Any) -> str:
+    """One problem, worded for a person (``format_exception`` for ``cattrs.transform_error``)."""
+    if isinstance(exc, _BadValue | SettingsError):
+        return str(exc) if isinstance(exc, _BadValue) else "; ".join(exc.problems)
     if isinstance(exc, cattrs.ForbiddenExtraKeysError):
-        return [f"{path}.{key}: unknown key" for key in sorted(exc.extra_fields)]
-    if isinstance(exc, cattrs.BaseValidationError):
-        lines: list[str] = []
-        for inner in exc.exceptions:
-            note = next((n for n in getattr(inner, "__notes__", ()) if hasattr(n, "name") or hasattr(n, "index")), None)
-            name = getattr(note, "name", None)
-            index = getattr(note, "index", None)
-            sub = f"{path}.{name}" if name is not None else f"{path}[{index}]" if index is not None else path
-            lines.extend(_format_cattrs_error(sub, inner, getattr(note, "type", None)))
-        return lines
-    if isinstance(exc, _BadValue):
-        return [f"{path}: {exc}"]
+        return _UNKNOWN + ", ".join(sorted(exc.extra_fields))
     if type(exc).__name__ == "CattrsError" and " not in literal " in str(exc):
-        value, _, literal = str(exc).partition(" not in literal ")
-        choices = ", ".join(repr(a) for a in get_args(typ)) if typ is not None else literal
-        return [f"{path}: must be one of {choices}, got {value!r}"]
-    return [f"{path}: {format_exception(exc, typ)}"]
+        value = str(exc).partition(" not in literal ")[0]
+        choices = ", ".join(repr(a) for a in get_args(typ)) if typ is not None else "the allowed values"
+        return f"must be one of {choices}, got {value!r}"
+    found = validator_problem(exc)
+    if found is not None:
+        return found[1]
+    return format_exception(exc, typ)
 
 
-def _second_pass(name: str, table: Mapping[str, Any], cls: type, found: list[str]) -> list[str]:
-    """After type errors, check the rest of the table too (ranges, cross-field), so all problems come at once."""
-    bad = {line.split(":", 1)[0].removeprefix(f"{name}.") for line in found}
-    if not bad or not any("." not in b for b in bad):
-        return []
-    rest = {k: v for k, v in table.items() if k not in bad}
-    try:
-        converter.structure(rest, cls)
-    except (cattrs.BaseValidationError, ValueError, TypeError) as exc:
-        return [line for line in _format_cattrs_error(name, exc) if line not in found]
-    return []
+_UNKNOWN = "unknown key(s): "
+_AT = re.compile(r"^(?P<message>.*) @ \$(?P<path>.*)$", re.S)
+
+
+def _format_cattrs_error(path: str, exc: BaseException, typ: Any = None) -> list[str]:
+    """A cattrs error tree as ``section.key: message`` lines, through ``cattrs.transform_error``.
+
+    An error raised while the class itself is built (an attrs field validator, a cross-field
+    ``SettingsError``) carries no field path in cattrs; the field is then read from the error.
+    """
+    lines: list[str] = []
+    for line in cattrs.transform_error(exc, path="$", format_exception=_describe):
+        m = _AT.match(line)
+        message, where = (m["message"], m["path"]) if m else (line, "")
+        if message.startswith(_UNKNOWN):
+            lines.extend(f"{path}{where}.{key}: unknown key" for key in message.removeprefix(_UNKNOWN).split(", "))
+        else:
+            lines.append(f"{path}{where}: {message}")
+    return [_name_whole_class_problem(line, exc) for line in lines]
+
+
+def _name_whole_class_problem(line: str, exc: BaseException) -> str:
+    # "train: must be >= 1, got 0" (a validator error reported on the class) -> "train.epochs: must be >= 1, got 0".
+    inner = exc.exceptions if isinstance(exc, cattrs.BaseValidationError) else [exc]
+    for e in inner:
+        if isinstance(e, SettingsError):
+            head = line.partition(":")[0]
+            return "\n".join(f"{head}.{p}" for p in e.problems) if line.endswith("; ".join(e.problems)) else line
+        found = validator_problem(e)
+        if found is not None and line.endswith(found[1]):
+            head = line.partition(":")[0]
+            return f"{head}.{found[0]}: {found[1]}"
+    return line
+
+
+def _structure_table(name: str, table: Mapping[str, Any], cls: type) -> tuple[Any, list[str]]:
+    """Structure one table, reporting every problem: after a bad value, the rest of the table is checked too.
+
+    A key with a bad value (wrong type, out of range, unknown) is reported, dropped, and the table tried
+    again, so the next bad key is reported now rather than after a fix. Cross-field checks
+    (``SettingsError`` from the class) end the search; problems that only arise from a dropped key's
+    default are not the user's and are not reported.
+    """
+    problems: list[str] = []
+    rest = dict(table)
+    dropped: set[str] = set()
+    for _ in range(len(table) + 1):
+        try:
+            return converter.structure(rest, cls), problems
+        except (cattrs.BaseValidationError, ValueError, TypeError) as exc:
+            found = [line for chunk in _format_cattrs_error(name, exc, cls) for line in chunk.split("\n")]
+            keys = {line: line.partition(":")[0].removeprefix(f"{name}.").split(".")[0].split("[")[0] for line in found}
+            problems.extend(line for line in found if line not in problems and keys[line] not in dropped)
+            bad = set(keys.values()) & set(rest)
+            if _cross_field_only(exc) or not bad:
+                return None, problems
+            dropped |= bad
+            rest = {k: v for k, v in rest.items() if k not in bad}
+    return None, problems
+
+
+def _cross_field_only(exc: BaseException) -> bool:
+    inner = exc.exceptions if isinstance(exc, cattrs.BaseValidationError) else [exc]
+    return all(isinstance(e, SettingsError) for e in inner)
 
 
 def structure_sections(
@@ -136,14 +240,10 @@ def structure_sections(
         if not isinstance(table, Mapping):
             problems.append(f"{name}: expected a table")
             continue
-        try:
-            out[name] = converter.structure(table, cls)
-        except (cattrs.BaseValidationError, ValueError, TypeError) as exc:
-            found = _format_cattrs_error(name, exc)
-            problems.extend(found)
-            # Type errors stop cattrs before the class's own checks run; run those on the rest of the table.
-            if not (isinstance(exc, SettingsError) or all(isinstance(e, SettingsError) for e in getattr(exc, "exceptions", ()))):
-                problems.extend(_second_pass(name, table, cls, found))
+        value, found = _structure_table(name, table, cls)
+        problems.extend(found)
+        if not found:
+            out[name] = value
     if problems:
         raise SettingsError(problems, source)
     return out
@@ -211,11 +311,20 @@ def to_data(value: Any) -> Any:
 
 def from_data(data: Any, cls: Any, source: str = "record") -> Any:
     """JSON data -> ``cls`` through the one converter; a mismatch is a ``RecordError`` naming ``source`` and each field."""
+    name = _type_name(cls)
+    expected = list if get_origin(cls) is list else dict
+    if not isinstance(data, expected):
+        raise RecordError(f"{source}: expected a JSON {'list' if expected is list else 'object'} ({name}), got {type(data).__name__}")
     try:
         return converter.structure(data, cls)
-    except (cattrs.BaseValidationError, ValueError, TypeError) as exc:
+    except (cattrs.BaseValidationError, ValueError, TypeError, AttributeError) as exc:
         lines = _format_cattrs_error("$", exc, cls)
-        raise RecordError(f"{source}: does not match {getattr(cls, '__name__', cls)}: " + "; ".join(lines)) from None
+        raise RecordError(f"{source}: does not match {name}: " + "; ".join(lines)) from None
+
+
+def _type_name(cls: Any) -> str:
+    args = get_args(cls)
+    return f"list[{args[0].__name__}]" if get_origin(cls) is list and args else getattr(cls, "__name__", str(cls))
 
 
 def write_record(path: str | Path, value: Any) -> Path:
@@ -254,6 +363,17 @@ def group_changes(changes: Mapping[str, Any], source: str = "command line") -> d
     return grouped
 
 
+def _from_text(value: Any, cls: type | None, key: str) -> Any:
+    if not isinstance(value, str) or cls is None:
+        return value
+    if get_type_hints(cls).get(key) is str:
+        return value
+    try:
+        return tomllib.loads(f"v = {value.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        return value
+
+
 def evolve_sections(
     sections: Mapping[str, Any],
     changes: Mapping[str, Any],
@@ -261,14 +381,20 @@ def evolve_sections(
     *,
     known_sections: Iterable[str] = (),
     source: str = "command line",
+    from_text: bool = False,
 ) -> dict[str, Any]:
     """Settings objects with ``changes`` (``section.key -> value``) applied, checked like settings.toml itself.
+
+    With ``from_text`` (values typed on a command line) a text value for a setting that is not text
+    is read as a TOML value, as ``--set`` reads it: ``--epochs 6`` is the integer 6, ``--model 123`` stays text.
 
     Each changed table is turned back into data, updated and structured again through the one
     converter, so a changed value gets the same type conversion, range checks and cross-field checks
     (all problems at once, each naming ``section.key``) as a value read from the file.
     """
     grouped = group_changes(changes, source)
+    if from_text:
+        grouped = {name: {key: _from_text(value, schema.get(name), key) for key, value in table.items()} for name, table in grouped.items()}
     raw = {name: {**converter.unstructure(value), **grouped.get(name, {})} for name, value in sections.items()}
     for name, table in grouped.items():
         raw.setdefault(name, table)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 import attrs
+from attrs.validators import ge, lt
 
 from evdata.config import validate_fields
 
@@ -19,7 +20,7 @@ class ModelSettings:
     """Never touch the network (set false to allow downloads from the hub)."""
     revision: str = ""
     """Hub revision for a hub id (empty = default branch)."""
-    dropout: float = 0.1
+    dropout: float = attrs.field(default=0.1, validator=[ge(0), lt(1)])
     """Dropout before the span head."""
     attn_implementation: Literal["sdpa", "eager"] = "sdpa"
     """Attention kernel of the encoder."""
@@ -33,7 +34,6 @@ class ModelSettings:
             self,
             [
                 (bool(self.name.strip()), "name: must not be empty"),
-                (0.0 <= self.dropout < 1.0, f"dropout: must be within [0, 1), got {self.dropout}"),
                 (
                     self.attn_implementation in ("sdpa", "eager"),
                     f"attn_implementation: must be 'sdpa' or 'eager', got {self.attn_implementation!r}",

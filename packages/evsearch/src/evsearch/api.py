@@ -15,12 +15,14 @@ from evdata.dataset import Dataset
 from evsearch import output, space
 from evsearch.dataset import load_search_dataset, subsample_train
 from evsearch.objective import TrainFn, TrialContext
+from evsearch.records import SUMMARY_JSON
 from evsearch.retrain import best_record, is_current, retrain_best
 from evsearch.settings import SearchSettings
 from evsearch.storage import describe_storage
-from evsearch.study import SearchError, create_or_load_study, finished_count, run_worker
+from evsearch.study import SearchError, SearchInterrupted, create_or_load_study, finished_count, run_worker
 from evsearch.workers import describe_outcome, run_worker_processes, sampler_salt
-from evtrain.loop import TrainingInterrupted, train
+from evtrain.errors import TrainingInterrupted
+from evtrain.loop import train
 from evtrain.runs import RUNS_ROOT
 from evtrain.settings import RunSettings
 
@@ -54,7 +56,7 @@ def run_search(
 
     ``base`` holds everything not searched; each trial evolves it. One worker runs in this
     process; ``search.workers > 1`` starts that many processes on the same storage. Ctrl-C records
-    the running trial(s) as failed (interrupted) and raises ``TrainingInterrupted``; running the
+    the running trial(s) as failed (interrupted) and raises ``SearchInterrupted``; running the
     same command again continues the study. ``cache_dir`` is evdata's alignment cache.
     """
     # A log file (nohup, CI) gets a wide console: the trials table is wider than 80 columns.
@@ -87,9 +89,9 @@ def run_search(
                     # Align once here, so every worker reads the alignment from the cache instead of redoing it.
                     dataset = load_search_dataset(base, cache_dir)
                 run_worker_processes(search, base, poll_seconds=poll_seconds, cache_dir=cache_dir)
-    except (KeyboardInterrupt, TrainingInterrupted):
+    except (KeyboardInterrupt, TrainingInterrupted, SearchInterrupted):
         output.print_results(study, search, console)
-        raise TrainingInterrupted(
+        raise SearchInterrupted(
             f"search interrupted: the running trial is recorded as failed (interrupted); run the same command to continue study {search.study!r}"
         ) from None
     except SearchError:
@@ -117,8 +119,8 @@ def run_search(
         best_run=best_run,
         plots=plots,
     )
-    output.write_summary(study, search, search.study_dir, {"best_run": str(best_run) if best_run else None})
-    console.print(escape(f"summary: {search.study_dir / output.SUMMARY_JSON}"))
+    output.write_summary(study, search, search.study_dir, best_run=best_run)
+    console.print(escape(f"summary: {search.study_dir / SUMMARY_JSON}"))
     return result
 
 

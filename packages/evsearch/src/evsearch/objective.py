@@ -20,7 +20,9 @@ from optuna.trial import TrialState
 from evdata.dataset import Dataset
 from evsearch import space
 from evsearch.settings import SearchSettings
-from evtrain.loop import EvaluationHook, RunResult, TrainingInterrupted, train
+from evtrain.errors import TrainingInterrupted
+from evtrain.loop import EvaluationHook, RunResult, train
+from evtrain.records import EvaluationReport
 from evtrain.runs import RunPaths, new_run
 from evtrain.settings import RunSettings
 
@@ -84,22 +86,22 @@ def trial_settings(context: TrialContext, values: dict[str, Any]) -> RunSettings
 
 
 def pruning_hook(trial: optuna.Trial, metric: str, epochs: int) -> EvaluationHook:
-    """Report the validation metric after every evaluation; raise ``TrialPruned`` when the pruner says so.
+    """Report the validation ``metric`` after every evaluation; raise ``TrialPruned`` when the pruner says so.
 
-    The last evaluation of a run is reported but never pruned: the work is done by then, and a
-    trial that trained to its end is complete (Hyperband would otherwise judge it at its top rung).
+    The step reported to Optuna is the evaluation's 1-based index (the epoch, with per-epoch
+    evaluation). The last evaluation of a run is reported but never pruned: the work is done by
+    then, and a trial that trained to its end is complete (Hyperband would otherwise judge it at its
+    top rung). ``epochs`` is the trial's epoch count, for the messages.
     """
 
-    def hook(progress: dict[str, Any], metrics: dict[str, float]) -> None:
-        value = float(metrics[metric])
-        # One report per evaluation; with per-epoch evaluation (the default) the step is the epoch number.
-        step = len(progress["history"])
-        if not math.isfinite(value):
-            raise FloatingPointError(f"validation {metric} is {value} at evaluation {step}")
-        trial.report(value, step)
-        last = bool(progress.get("done")) or progress["epoch"] + 1 >= epochs
-        if not last and trial.should_prune():
-            raise optuna.TrialPruned(f"pruned after evaluation {step} (epoch {progress['epoch'] + 1}): val {metric} {value:.2f}")
+    def hook(report: EvaluationReport) -> None:
+        if not math.isfinite(report.value):
+            raise FloatingPointError(f"validation {metric} is {report.value} at evaluation {report.index}")
+        trial.report(report.value, report.index)
+        if not report.last and trial.should_prune():
+            raise optuna.TrialPruned(
+                f"pruned after evaluation {report.index} (epoch {report.epoch} of {epochs}): val {metric} {report.value:.2f}"
+            )
 
     return hook
 
@@ -133,11 +135,11 @@ def run_trial(study: optuna.Study, trial: optuna.Trial, context: TrialContext) -
         state = TrialState.COMPLETE
     except optuna.TrialPruned as exc:
         state, reason = TrialState.PRUNED, str(exc)
-    except (TrainingInterrupted, KeyboardInterrupt) as exc:
-        interrupted = exc
-        # evtrain's message ends with how to resume the run; a search resumes the study instead.
-        where = str(exc).split(": state saved")[0]
-        reason = "interrupted" + (f": {where}" if where else " (Ctrl-C)")
+    except TrainingInterrupted as exc:
+        # Where training stopped, without evtrain's resume hint: a search resumes the study, not the trial's run.
+        interrupted, reason = exc, f"interrupted: {exc.where}"
+    except KeyboardInterrupt as exc:
+        interrupted, reason = exc, "interrupted (Ctrl-C)"
     except Exception as exc:
         reason = f"{type(exc).__name__}: {exc}"
     with deferred_interrupts():

@@ -14,9 +14,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from evdata.atomic import atomic_write_bytes, atomic_write_json
+from evdata.atomic import atomic_write_bytes
+from evdata.config import write_record
 from evsearch import space
 from evsearch.objective import ATTR_BASELINE, ATTR_REASON
+from evsearch.records import SUMMARY_JSON, TRIALS_JSON, BestTrial, StudySummary, TrialRecord
 from evsearch.settings import SearchSettings
 from evsearch.storage import describe_storage
 from evsearch.study import SURPLUS_REASON, finished_count
@@ -32,8 +34,6 @@ HEADINGS = {
 }
 HISTORY_PNG = "optimization_history.png"
 IMPORTANCES_PNG = "param_importances.png"
-SUMMARY_JSON = "summary.json"
-TRIALS_JSON = "trials.json"
 
 
 def format_value(name: str, value: Any) -> str:
@@ -156,39 +156,38 @@ def write_plots(study: optuna.Study, folder: Path) -> dict[str, str]:
     return done
 
 
-def trial_records(study: optuna.Study) -> list[dict[str, Any]]:
-    """One flat-ish dict per trial: number, state, value, duration, params, validation F1 per epoch, note."""
+def trial_records(study: optuna.Study) -> list[TrialRecord]:
+    """One record per trial: number, state, value, duration, params, validation figure per evaluation, note."""
     return [
-        {
-            "number": t.number,
-            "state": t.state.name,
-            "value": t.value,
-            "duration_seconds": _seconds(t),
-            "params": t.params,
-            "val_f1": {str(k): v for k, v in sorted(t.intermediate_values.items())},
-            "note": t.user_attrs.get(ATTR_REASON, "")
+        TrialRecord(
+            number=t.number,
+            state=t.state.name,
+            value=t.value,
+            duration_seconds=_seconds(t),
+            params=dict(t.params),
+            val_f1=dict(sorted(t.intermediate_values.items())),
+            note=str(t.user_attrs.get(ATTR_REASON, ""))
             or (f"baseline: {t.user_attrs[ATTR_BASELINE]}" if t.user_attrs.get(ATTR_BASELINE) else ""),
-        }
+        )
         for t in study.get_trials(deepcopy=False)
     ]
 
 
-def write_summary(study: optuna.Study, search: SearchSettings, folder: Path, extra: dict[str, Any]) -> Path:
+def write_summary(study: optuna.Study, search: SearchSettings, folder: Path, *, best_run: Path | None = None) -> Path:
     """``trials.json`` (every trial; what ``invoke report --study`` reads) and ``summary.json`` (counts, the best trial); returns the latter."""
     trials = study.get_trials(deepcopy=False)
     best = _best_number(study)
-    atomic_write_json(folder / TRIALS_JSON, trial_records(study))
-    record = {
-        "study": study.study_name,
-        "storage": describe_storage(search),
-        "requested_trials": search.trials,
-        "finished": finished_count(trials),
-        "states": {s.name: sum(t.state == s for t in trials) for s in TrialState if any(t.state == s for t in trials)},
-        "fixed": space.fixed_values(search),
-        "best": None
-        if best is None
-        else {"number": best, "value": study.best_trial.value, "params": {**space.fixed_values(search), **study.best_trial.params}},
-        "trials_file": TRIALS_JSON,
-        **extra,
-    }
-    return atomic_write_json(folder / SUMMARY_JSON, record)
+    fixed = space.fixed_values(search)
+    write_record(folder / TRIALS_JSON, trial_records(study))
+    summary = StudySummary(
+        study=study.study_name,
+        storage=describe_storage(search),
+        requested_trials=search.trials,
+        finished=finished_count(trials),
+        states={s.name: n for s in TrialState if (n := sum(t.state == s for t in trials))},
+        fixed=fixed,
+        best=None if best is None else BestTrial(best, study.best_trial.value, {**fixed, **study.best_trial.params}),
+        trials_file=TRIALS_JSON,
+        best_run=str(best_run) if best_run else None,
+    )
+    return write_record(folder / SUMMARY_JSON, summary)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import attrs
 
-from evdata.config import load_sections, validate_fields
+from evdata.config import evolve_sections, load_sections, validate_fields
 from evtrain.settings import ALL_SECTIONS
 
 Pruner = Literal["hyperband", "median", "none"]
@@ -122,6 +122,13 @@ class SearchSettings:
     def load(cls, path: str | Path, overrides: tuple[str, ...] | list[str] = ()) -> SearchSettings:
         """Read the ``[search]`` table of settings.toml (the other tables are left to their packages) and apply ``--set`` overrides."""
         return load_sections(path, {"search": cls}, overrides=overrides, known_sections=ALL_SECTIONS)["search"]
+
+    def with_changes(self, changes: dict[str, Any], source: str = "command line", *, from_text: bool = False) -> SearchSettings:
+        """These settings with ``{"search.key": value}`` applied (command-line flags), checked as settings.toml is."""
+        if not changes:
+            return self
+        schema = {"search": SearchSettings}
+        return evolve_sections({"search": self}, changes, schema, known_sections=ALL_SECTIONS, source=source, from_text=from_text)["search"]
 
     @property
     def study_dir(self) -> Path:

@@ -83,11 +83,7 @@ def apply(base: RunSettings, values: Mapping[str, Any]) -> RunSettings:
     unknown = set(values) - train_keys - feature_keys
     if unknown:
         raise ValueError(f"not a searched setting: {', '.join(sorted(unknown))}")
-    return attrs.evolve(
-        base,
-        train=attrs.evolve(base.train, **{k: v for k, v in values.items() if k in train_keys}),
-        features=attrs.evolve(base.features, **{k: v for k, v in values.items() if k in feature_keys}),
-    )
+    return base.with_changes({f"{'train' if k in train_keys else 'features'}.{k}": v for k, v in values.items()}, source="search space")
 
 
 def current_values(base: RunSettings) -> dict[str, Any]:

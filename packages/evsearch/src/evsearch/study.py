@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import datetime
 import hashlib
-import json
 import socket
 import threading
 import time
@@ -26,9 +25,10 @@ import optuna
 from optuna.storages._heartbeat import BaseHeartbeat
 from optuna.trial import FrozenTrial, TrialState
 
-from evdata.atomic import atomic_write_json
+from evdata.config import RecordError, read_record, write_record
 from evsearch import space
 from evsearch.objective import ATTR_BASELINE, ATTR_REASON, ATTR_WORKER, TrialContext, TrialOutcome, deferred_interrupts, run_trial
+from evsearch.records import STUDY_JSON, StudyMarker
 from evsearch.settings import SearchSettings
 from evsearch.storage import GRACE_SECONDS, describe_storage, open_storage
 from evtrain.runs import RunError
@@ -42,6 +42,13 @@ SURPLUS_REASON = "not run: the study already had its requested trials running or
 
 class SearchError(RunError):
     """The search cannot go on (too many failed trials, a study that is not ours); the message says why."""
+
+
+class SearchInterrupted(RunError):
+    """Ctrl-C (or SIGTERM) stopped the search; the running trials are recorded as failed (interrupted).
+
+    Running the same command again continues the study.
+    """
 
 
 @attrs.frozen
@@ -118,17 +125,20 @@ def load_study(search: SearchSettings, base: RunSettings) -> optuna.Study:
 
 def _claim_study_dir(search: SearchSettings) -> None:
     """Tie ``<root>/<study>/`` to one storage, so two studies of the same name cannot mix their trial folders."""
-    marker = search.study_dir / "study.json"
+    marker = search.study_dir / STUDY_JSON
     where = describe_storage(search)
     if marker.is_file():
-        recorded = json.loads(marker.read_text(encoding="utf-8"))
-        if recorded.get("storage") != where:
+        try:
+            recorded = read_record(marker, StudyMarker)
+        except RecordError as exc:
+            raise SearchError(f"{exc}: pass --study with another name (or remove {search.study_dir})") from None
+        if recorded.storage != where:
             raise SearchError(
-                f"{search.study_dir} holds study {search.study!r} of {recorded.get('storage')}, not of {where}: "
+                f"{search.study_dir} holds study {search.study!r} of {recorded.storage}, not of {where}: "
                 f"pass --study with another name (or remove {search.study_dir})"
             )
         return
-    atomic_write_json(marker, {"study": search.study, "storage": where})
+    write_record(marker, StudyMarker(study=search.study, storage=where))
 
 
 def finished_count(trials: list[FrozenTrial]) -> int:

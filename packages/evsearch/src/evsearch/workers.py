@@ -17,8 +17,8 @@ from evsearch.dataset import load_search_dataset, subsample_train
 from evsearch.objective import TrialContext, TrialOutcome
 from evsearch.settings import SearchSettings
 from evsearch.storage import is_server_storage
-from evsearch.study import SearchError, load_study, run_worker
-from evtrain.loop import TrainingInterrupted
+from evsearch.study import SearchError, SearchInterrupted, load_study, run_worker
+from evtrain.errors import TrainingInterrupted
 from evtrain.settings import RunSettings
 
 EXIT_DONE, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_TOO_MANY_FAILURES = 0, 1, 130, 3
@@ -84,7 +84,7 @@ def run_worker_processes(
     """Start ``search.workers`` processes on the study and wait for all of them.
 
     Ctrl-C reaches every worker (same process group); each records its trial as interrupted and
-    exits. Raises ``TrainingInterrupted`` if any worker was interrupted and ``SearchError`` if any
+    exits. Raises ``SearchInterrupted`` if any worker was interrupted and ``SearchError`` if any
     failed.
     """
     ctx = multiprocessing.get_context("spawn")
@@ -124,7 +124,7 @@ def run_worker_processes(
             signal.signal(signal.SIGTERM, previous)
     codes = [p.exitcode for p in procs]
     if any(c in (EXIT_INTERRUPTED, -signal.SIGINT, -signal.SIGTERM) for c in codes):
-        raise TrainingInterrupted("interrupted: the running trials are recorded as failed (interrupted)")
+        raise SearchInterrupted("interrupted: the running trials are recorded as failed (interrupted)")
     bad = [(i, c) for i, c in enumerate(codes) if c != EXIT_DONE]
     if bad:
         raise SearchError(

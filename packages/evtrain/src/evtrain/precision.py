@@ -18,7 +18,11 @@ class PrecisionPlan:
     eval_weights_dtype: torch.dtype | None = None
     """Evaluation runs a copy of the model cast to this dtype, without autocast (None = autocast over the weights)."""
     eval_onednn_linears: bool = False
-    """On a CPU, that bf16 copy's linear layers run as oneDNN matmuls with bias and GELU fused in (``evmodel.kernels``)."""
+    """On a CPU, that bf16 copy's linear layers run as oneDNN matmuls with bias and GELU fused in (``evmodel.kernels``).
+
+    The fusion checks itself against the unfused copy once per process; when the check fails the copy stays
+    unfused and one ``evmodel.kernels.FastPathWarning`` names ``train.eval_onednn_linears``.
+    """
 
     def autocast(self, device: torch.device):
         """A context manager for the forward pass (a no-op when precision is off)."""

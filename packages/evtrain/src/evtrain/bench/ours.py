@@ -117,22 +117,23 @@ def run_ours(
     )
     metrics = result.metrics
     evaluation = _timed_evaluations(result.run, run_settings, eval_examples, eval_windows, repeats=eval_repeats)
-    history = metrics["history"]
-    seconds = float(sum(h["train_seconds"] for h in history))
-    loop_tokens = round(sum(h["train_tokens_per_second"] * h["train_seconds"] for h in history))
+    history = metrics.history
+    seconds = float(sum(h.train_seconds for h in history))
+    loop_tokens = round(sum(h.train_tokens_per_second * h.train_seconds for h in history))
 
     lengths = [train_windows.lengths[b] for b in plan]
     real_tokens = int(sum(int(x.sum()) for x in lengths))
     last = history[-1]
     return {
-        "precision": metrics["precision"],
-        "precision_peak": "bf16" if "bf16" in metrics["precision"] else "fp16" if "fp16" in metrics["precision"] else "fp32",
-        "threads": metrics["threads"],
+        "precision": metrics.precision,
+        # The peak to compare against is that of the compute dtype, not of the label's wording.
+        "precision_peak": metrics.precision_dtype,
+        "threads": metrics.threads,
         "levers": _levers(run_settings),
         "train": {
-            "steps": int(metrics["optimizer_steps"]),
+            "steps": metrics.optimizer_steps,
             "seconds": seconds,
-            "loss": float(last["train_loss"]),
+            "loss": last.train_loss,
             "windows": int(sum(len(b) for b in plan)),
             "real_tokens": loop_tokens,
             "padded_tokens": int(sum(len(x) * int(x.max()) for x in lengths)),
@@ -163,7 +164,7 @@ def _timed_evaluations(run: Any, settings: RunSettings, examples: Sequence[QAExa
     for _ in range(repeats):
         result = setup.evaluate(examples, windows, settings)
         seconds.append(result.seconds)
-        metrics = {"f1": float(result.metrics["f1"]), "exact_match": float(result.metrics["exact_match"])}
+        metrics = {"f1": result.scores.f1, "exact_match": result.scores.exact_match}
     return {"seconds": seconds, "metrics": metrics}
 
 

@@ -1,4 +1,8 @@
-"""The entry point ``invoke report`` calls: pick run or study, build the page, write it atomically."""
+"""The entry point ``invoke report`` calls for a run: build the page of one split, write it atomically.
+
+Search studies are evsearch's files, so their page is evsearch's too (``evsearch.report``); it is
+built in the same frame (``evtrain.report.layout``).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,6 @@ from pathlib import Path
 from evdata.atomic import atomic_write_text
 from evtrain.report.inputs import ReportError, load_run_inputs
 from evtrain.report.page import render_run_page
-from evtrain.report.study import is_study_dir, load_study, render_study_page
 from evtrain.runs import RUNS_ROOT, resolve_run
 
 
@@ -26,13 +29,6 @@ def write_run_report(
     return atomic_write_text(out, render_run_page(inputs))
 
 
-def write_study_report(study: str | Path, output: str | Path | None = None) -> Path:
-    """Write the report of a search study folder; default output ``<study>/report.html``."""
-    path = Path(study)
-    page = render_study_page(load_study(path))
-    return atomic_write_text(Path(output) if output else path / "report.html", page)
-
-
 def write_report(
     run: str | Path | None = None,
     study: str | Path | None = None,
@@ -42,11 +38,10 @@ def write_report(
     data_dir: str | None = None,
     runs_root: Path = RUNS_ROOT,
 ) -> Path:
-    """A run report, or a study report when ``study`` is given or ``run`` names a study folder."""
-    if run and study:
-        raise ReportError("pass --run or --study, not both")
-    if study is None and run and is_study_dir(Path(run)):
-        study = run
+    """A run report; ``study`` is refused with how to get one (``evsearch.report.write_report`` takes both).
+
+    ``invoke report`` calls evsearch's ``write_report`` when evsearch is installed, this one otherwise.
+    """
     if study is not None:
-        return write_study_report(study, output)
+        raise ReportError(f"{study}: a search study report needs evsearch, which is not installed (pip install -e packages/evsearch)")
     return write_run_report(run, split, output, data_dir=data_dir, runs_root=runs_root)

@@ -1,5 +1,8 @@
 """What a run report reads: the run's metrics, its predictions for one split, and the corpus posts.
 
+Each file is read into its class of ``evtrain.records`` (``RunMetrics``, ``SplitEvaluation``,
+``list[PredictionRecord]``) through the one converter, as ``read_metrics`` and its siblings do, with
+the report's own messages for a file that is not JSON, or not a list/object at its top level.
 Everything is checked on the way in: a prediction whose offsets do not cut its own text out of the
 post is an error naming the file, the record and the field, because a highlight drawn at the wrong
 place would be worse than no report.
@@ -9,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import typing
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -16,102 +20,16 @@ from typing import Any
 
 import attrs
 
+from evdata.config import RecordError, from_data
 from evdata.readers import read_corpus
 from evdata.records import Corpus
+from evtrain.records import PredictionRecord, RunMetrics, Scores, SplitEvaluation
 from evtrain.runs import RunError, RunPaths
 from evtrain.settings import RunSettings
 
 
 class ReportError(RunError):
     """Input a report cannot be built from, naming the file and what to do about it."""
-
-
-@attrs.frozen
-class ExampleRecord:
-    """One record of ``predictions/<split>.json``: an example, its predicted span and its gold spans."""
-
-    example_id: str
-    post_id: str
-    question: str
-    symptom: str
-    prediction_text: str
-    start: int
-    end: int
-    score: float | None
-    gold_texts: tuple[str, ...]
-    gold_spans: tuple[tuple[int, int], ...]
-    exact_match: float
-    f1: float
-
-    @property
-    def predicted(self) -> bool:
-        """Whether the model put forward a non-empty span."""
-        return self.end > self.start
-
-    @classmethod
-    def from_json(cls, raw: Any, where: str) -> ExampleRecord:
-        """Build from one decoded JSON object; ``where`` (file and record) prefixes every error."""
-        if not isinstance(raw, dict):
-            raise ReportError(f"{where}: expected a JSON object, got {type(raw).__name__}")
-        missing = [
-            key for key in ("example_id", "post_id", "prediction_text", "start", "end", "gold_texts", "gold_spans") if key not in raw
-        ]
-        if missing:
-            raise ReportError(f"{where}: missing field(s) {', '.join(missing)}")
-        gold_texts = _list_of(raw["gold_texts"], str, where, "gold_texts")
-        gold_spans = tuple(
-            _span(span, where, f"gold_spans[{i}]") for i, span in enumerate(_list_of(raw["gold_spans"], list, where, "gold_spans"))
-        )
-        if len(gold_texts) != len(gold_spans):
-            raise ReportError(f"{where}: gold_texts has {len(gold_texts)} entries but gold_spans has {len(gold_spans)}")
-        start, end = _span([raw["start"], raw["end"]], where, "start/end")
-        return cls(
-            example_id=_typed(raw["example_id"], str, where, "example_id"),
-            post_id=_typed(raw["post_id"], str, where, "post_id"),
-            question=_typed(raw.get("question", ""), str, where, "question"),
-            symptom=_typed(raw.get("symptom") or "", str, where, "symptom"),
-            prediction_text=_typed(raw["prediction_text"], str, where, "prediction_text"),
-            start=start,
-            end=end,
-            score=_optional_number(raw.get("score"), where, "score"),
-            gold_texts=tuple(gold_texts),
-            gold_spans=gold_spans,
-            exact_match=_number(raw.get("exact_match", 0.0), where, "exact_match"),
-            f1=_number(raw.get("f1", 0.0), where, "f1"),
-        )
-
-
-def _typed(value: Any, kind: type, where: str, field: str) -> Any:
-    if not isinstance(value, kind) or isinstance(value, bool):
-        raise ReportError(f"{where}: field {field!r} must be {kind.__name__}, got {value!r}")
-    return value
-
-
-def _list_of(value: Any, kind: type, where: str, field: str) -> list:
-    if not isinstance(value, list):
-        raise ReportError(f"{where}: field {field!r} must be a list, got {value!r}")
-    for i, item in enumerate(value):
-        _typed(item, kind, where, f"{field}[{i}]")
-    return value
-
-
-def _span(value: list, where: str, field: str) -> tuple[int, int]:
-    if len(value) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-        raise ReportError(f"{where}: field {field!r} must be two integers, got {value!r}")
-    start, end = value
-    if not 0 <= start <= end:
-        raise ReportError(f"{where}: field {field!r} must satisfy 0 <= start <= end, got [{start}, {end}]")
-    return start, end
-
-
-def _number(value: Any, where: str, field: str) -> float:
-    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
-        raise ReportError(f"{where}: field {field!r} must be a finite number, got {value!r}")
-    return float(value)
-
-
-def _optional_number(value: Any, where: str, field: str) -> float | None:
-    return None if value is None else _number(value, where, field)
 
 
 def read_json(path: Path) -> Any:
@@ -128,17 +46,52 @@ def read_json(path: Path) -> Any:
         raise ReportError(f"{path}, line {exc.lineno}, column {exc.colno}: invalid JSON ({exc.msg})") from None
 
 
-def read_predictions(path: Path) -> tuple[ExampleRecord, ...]:
-    """The records of a ``predictions/<split>.json`` file, validated one by one."""
+def read_typed(path: Path, cls: Any) -> Any:
+    """A record file read into ``cls`` (a class of ``evtrain.records``, or ``list[...]`` of one) through the one converter.
+
+    The JSON is parsed here so a syntax error names line and column, and a top level of the wrong
+    kind (an object for a list, or the reverse) is named as such; the converter then names the file
+    and each field that does not match.
+    """
     raw = read_json(path)
-    if not isinstance(raw, list):
-        raise ReportError(f"{path}: expected a JSON list of prediction records, got {type(raw).__name__}")
-    records = tuple(ExampleRecord.from_json(item, f"{path}, record {i}") for i, item in enumerate(raw))
+    want = list if typing.get_origin(cls) is list else dict
+    if not isinstance(raw, want):
+        raise ReportError(f"{path}: expected a JSON {'list' if want is list else 'object'}, got {type(raw).__name__}")
+    try:
+        return from_data(raw, cls, str(path))
+    except RecordError as exc:
+        raise ReportError(str(exc)) from None
+
+
+def _span_problem(span: tuple[int, int]) -> str | None:
+    start, end = span
+    return None if 0 <= start <= end else f"must satisfy 0 <= start <= end, got [{start}, {end}]"
+
+
+def check_records(records: Sequence[PredictionRecord], path: Path) -> None:
+    """What the converter cannot check: spans in order, as many gold texts as spans, finite figures, unique ids."""
     seen: dict[str, int] = {}
-    for i, record in enumerate(records):
-        if record.example_id in seen:
-            raise ReportError(f"{path}, record {i}: duplicate example_id {record.example_id!r} (first at record {seen[record.example_id]})")
-        seen[record.example_id] = i
+    for i, r in enumerate(records):
+        where = f"{path}, record {i}"
+        spans = [("start/end", (r.start, r.end))] + [(f"gold_spans[{k}]", span) for k, span in enumerate(r.gold_spans)]
+        for field, span in spans:
+            problem = _span_problem(span)
+            if problem:
+                raise ReportError(f"{where}: field {field!r} {problem}")
+        if len(r.gold_texts) != len(r.gold_spans):
+            raise ReportError(f"{where}: gold_texts has {len(r.gold_texts)} entries but gold_spans has {len(r.gold_spans)}")
+        for field, value in (("score", r.score), ("exact_match", r.exact_match), ("f1", r.f1)):
+            if value is not None and not math.isfinite(value):
+                raise ReportError(f"{where}: field {field!r} must be a finite number, got {value!r}")
+        if r.example_id in seen:
+            raise ReportError(f"{where}: duplicate example_id {r.example_id!r} (first at record {seen[r.example_id]})")
+        seen[r.example_id] = i
+
+
+def load_predictions(path: Path) -> list[PredictionRecord]:
+    """The records of a ``predictions/<split>.json`` file, read through ``PredictionRecord`` and checked."""
+    records: list[PredictionRecord] = read_typed(path, list[PredictionRecord])
+    check_records(records, path)
     return records
 
 
@@ -157,11 +110,11 @@ class RunInputs:
 
     run_name: str
     split: str
-    metrics: Mapping[str, Any]
-    """metrics.json (empty when the run has none yet)."""
-    split_metrics: Mapping[str, Any] | None
-    """metrics_<split>.json, else ``metrics[split]``, else None."""
-    records: tuple[ExampleRecord, ...]
+    metrics: RunMetrics | None
+    """metrics.json (None when the run has none yet)."""
+    recorded: Scores | None
+    """The split's scores as last recorded: metrics_<split>.json, else metrics.json's, else None."""
+    records: tuple[PredictionRecord, ...]
     posts: Mapping[str, str]
     """post_id -> text, for the posts of the split."""
     explanations: Mapping[str, tuple[Explanation, ...]]
@@ -171,7 +124,7 @@ class RunInputs:
     predictions_path: str
 
 
-def check_offsets(records: Sequence[ExampleRecord], posts: Mapping[str, str], path: Path) -> None:
+def check_offsets(records: Sequence[PredictionRecord], posts: Mapping[str, str], path: Path) -> None:
     """Every predicted and gold span must cut exactly its recorded text out of its post."""
     for i, r in enumerate(records):
         where = f"{path}, record {i} (example {r.example_id!r})"
@@ -212,13 +165,12 @@ def load_run_inputs(run: RunPaths, split: str, data_dir: str | None = None) -> R
         raise ReportError(
             f"{predictions_path}: no predictions for split {split!r}{hint}; run `invoke evaluate --run {run.root} --split {split}` first"
         )
-    records = read_predictions(predictions_path)
-    metrics = read_json(run.metrics) if run.metrics.is_file() else {}
-    if not isinstance(metrics, dict):
-        raise ReportError(f"{run.metrics}: expected a JSON object")
-    split_metrics = read_json(run.split_metrics(split)) if run.split_metrics(split).is_file() else metrics.get(split)
-    if split_metrics is not None and not isinstance(split_metrics, dict):
-        raise ReportError(f"{run.split_metrics(split)}: expected a JSON object")
+    records = load_predictions(predictions_path)
+    metrics: RunMetrics | None = read_typed(run.metrics, RunMetrics) if run.metrics.is_file() else None
+    if run.split_metrics(split).is_file():
+        recorded: Scores | None = read_typed(run.split_metrics(split), SplitEvaluation).scores
+    else:
+        recorded = metrics.split(split) if metrics else None
     settings = RunSettings.load(run.settings)
     data = settings.data
     if data_dir:
@@ -228,14 +180,14 @@ def load_run_inputs(run: RunPaths, split: str, data_dir: str | None = None) -> R
     posts = {p.post_id: p.text for p in corpus.posts if p.post_id in wanted}
     check_offsets(records, posts, predictions_path)
     return RunInputs(
-        run_name=str(metrics.get("run") or run.root.resolve().name),
+        run_name=(metrics.run if metrics else "") or run.root.resolve().name,
         split=split,
         metrics=metrics,
-        split_metrics=split_metrics,
-        records=records,
+        recorded=recorded,
+        records=tuple(records),
         posts=posts,
         explanations=explanations_by_post(corpus, wanted),
         curves_png=run.curves.read_bytes() if run.curves.is_file() else None,
-        synthetic=bool(corpus.synthetic or metrics.get("synthetic_data")),
+        synthetic=bool(corpus.synthetic or (metrics and metrics.synthetic_data)),
         predictions_path=str(predictions_path),
     )

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 import attrs
 
-from evtrain.report.inputs import ExampleRecord
+from evtrain.records import PredictionRecord
 
 # (key, label, description), in the order the page lists them. The first four concern examples
 # with gold evidence; the last two the examples without any (most of them in symptom mode).
@@ -34,13 +34,18 @@ def overlaps(a: tuple[int, int], b: tuple[int, int]) -> bool:
     return a[0] < a[1] and b[0] < b[1] and a[0] < b[1] and b[0] < a[1]
 
 
-def classify(record: ExampleRecord) -> str:
+def predicted(record: PredictionRecord) -> bool:
+    """Whether the model put forward a non-empty span."""
+    return record.end > record.start
+
+
+def classify(record: PredictionRecord) -> str:
     """The outcome key of one example (see ``OUTCOMES``)."""
     if not record.gold_spans:
-        return "spurious" if record.predicted else "correct_empty"
+        return "spurious" if predicted(record) else "correct_empty"
     if record.exact_match >= 1.0:
         return "exact"
-    if not record.predicted:
+    if not predicted(record):
         return "missed"
     if any(overlaps((record.start, record.end), span) for span in record.gold_spans):
         return "partial"
@@ -72,7 +77,7 @@ class GroupFigures:
     outcomes: dict[str, int]
 
 
-def figures(name: str, records: Sequence[ExampleRecord]) -> GroupFigures:
+def figures(name: str, records: Sequence[PredictionRecord]) -> GroupFigures:
     """Group figures of ``records``: mean EM and F1 as percentages, counts per outcome."""
     n = len(records)
     positive = [r for r in records if r.gold_spans]
@@ -91,9 +96,9 @@ def figures(name: str, records: Sequence[ExampleRecord]) -> GroupFigures:
     )
 
 
-def grouped(records: Iterable[ExampleRecord], key: Callable[[ExampleRecord], str], order: Sequence[str] = ()) -> list[GroupFigures]:
+def grouped(records: Iterable[PredictionRecord], key: Callable[[PredictionRecord], str], order: Sequence[str] = ()) -> list[GroupFigures]:
     """Figures per value of ``key``: the names in ``order`` first (when present), then the rest sorted."""
-    groups: dict[str, list[ExampleRecord]] = {}
+    groups: dict[str, list[PredictionRecord]] = {}
     for r in records:
         groups.setdefault(key(r), []).append(r)
     names = [name for name in order if name in groups] + sorted(name for name in groups if name not in order)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
 
 from evdata.records import SYMPTOMS
-from evtrain.report.assets import SCRIPT, STYLE
+from evtrain.records import PredictionRecord, RunMetrics, Scores
 from evtrain.report.highlight import render_marked
-from evtrain.report.inputs import ExampleRecord, Explanation, RunInputs
+from evtrain.report.inputs import Explanation, RunInputs
+from evtrain.report.layout import document, page_header
 from evtrain.report.markup import bar, esc, png_data_uri, tag
 from evtrain.report.outcomes import (
     LENGTH_BUCKETS,
@@ -19,6 +19,7 @@ from evtrain.report.outcomes import (
     figures,
     grouped,
     length_bucket,
+    predicted,
     word_count,
 )
 
@@ -36,36 +37,8 @@ METRIC_NAMES = {"f1": "F1", "exact_match": "exact match"}
 BASELINE_NAMES = {"first_sentence": "first sentence", "keyword_sentence": "keyword sentence"}
 
 
-def document(title: str, header: str, body: str, *, script: bool = False) -> str:
-    """A complete HTML page with the inline stylesheet (and the filter script when asked)."""
-    return (
-        "<!DOCTYPE html>\n"
-        '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        # The page loads nothing: inline style and script only, images as data URIs.
-        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'\">\n"
-        f"<title>{esc(title)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n"
-        f"{header}\n<main>\n{body}\n</main>\n" + (f"<script>{SCRIPT}</script>\n" if script else "") + "</body>\n</html>\n"
-    )
-
-
-def page_header(title: str, subtitle: str, chips: Sequence[tuple[str, bool]], nav: Sequence[tuple[str, str]]) -> str:
-    """The dark title band: title, subtitle, chips (``(text, is_warning)``) and section links."""
-    chip_html = "".join(tag("span", esc(text), class_="chip warn" if warn else "chip") for text, warn in chips)
-    nav_html = "".join(tag("a", esc(label), href=f"#{anchor}") for anchor, label in nav)
-    return tag(
-        "header",
-        tag(
-            "div",
-            tag("h1", esc(title)) + tag("div", esc(subtitle)) + tag("div", chip_html, class_="chips") + tag("nav", nav_html, class_="toc"),
-            class_="inner",
-        ),
-        class_="page",
-    )
-
-
-def _fmt(value: Any, spec: str) -> str:
-    return format(value, spec) if isinstance(value, int | float) and not isinstance(value, bool) else "–"
+def _fmt(value: float | None, spec: str) -> str:
+    return "–" if value is None else format(value, spec)
 
 
 def _stat(value: str, label: str) -> str:
@@ -82,12 +55,12 @@ def _num(value: str) -> str:
     return tag("td", value, class_="num")
 
 
-def _has_negatives(records: Sequence[ExampleRecord]) -> bool:
+def _has_negatives(records: Sequence[PredictionRecord]) -> bool:
     """Whether any example has no gold evidence (evdata builds none, other producers may)."""
     return any(not r.gold_spans for r in records)
 
 
-def _shown_outcomes(records: Sequence[ExampleRecord]) -> list[tuple[str, str, str]]:
+def _shown_outcomes(records: Sequence[PredictionRecord]) -> list[tuple[str, str, str]]:
     """The outcomes worth a row or a filter: the four about gold evidence always, the others when they occur."""
     present = {classify(r) for r in records}
     return [o for o in OUTCOMES if o[0] in ("exact", "partial", "wrong_sentence", "missed") or o[0] in present]
@@ -95,8 +68,7 @@ def _shown_outcomes(records: Sequence[ExampleRecord]) -> list[tuple[str, str, st
 
 def _summary(inputs: RunInputs, overall: GroupFigures) -> str:
     m = inputs.metrics
-    best = m.get("best") or {}
-    recorded = inputs.split_metrics or {}
+    best = m.best if m else None
     parts = [
         tag(
             "div",
@@ -107,24 +79,13 @@ def _summary(inputs: RunInputs, overall: GroupFigures) -> str:
                 if overall.with_evidence < overall.examples
                 else ""
             )
-            + _stat(_fmt(best.get("value"), ".1f"), f"best validation {METRIC_NAMES.get(best.get('metric'), 'F1')} (%)")
+            + _stat(_fmt(best.value if best else None, ".1f"), f"best validation {_metric_name(best.metric if best else 'f1')} (%)")
             + _stat(f"{overall.examples:,}", "examples")
             + _stat(f"{overall.posts:,}", "posts"),
             class_="headline",
         )
     ]
-    for key, mine in (("f1", overall.f1), ("exact_match", overall.exact_match)):
-        value = recorded.get(key)
-        if isinstance(value, int | float) and abs(value - mine) > 0.01:
-            parts.append(
-                tag(
-                    "div",
-                    esc(
-                        f"metrics record {key} = {value:.2f} for {inputs.split}, but the predictions file gives {mine:.2f}; re-run invoke evaluate."
-                    ),
-                    class_="warning",
-                )
-            )
+    parts += _mismatch_warnings(inputs.recorded, overall, inputs.split)
     rows = [
         tag(
             "tr",
@@ -135,19 +96,17 @@ def _summary(inputs: RunInputs, overall: GroupFigures) -> str:
             class_="model",
         )
     ]
-    baselines = (m.get("baselines") or {}).get(inputs.split) or {}
+    baselines = m.baselines.get(inputs.split, {}) if m else {}
     for name, scores in baselines.items():
-        if isinstance(scores, dict):
-            f1, em = scores.get("f1"), scores.get("exact_match")
-            rows.append(
-                tag(
-                    "tr",
-                    tag("td", esc(BASELINE_NAMES.get(name, name)))
-                    + _num(_fmt(f1, ".1f") + bar(f1 if isinstance(f1, int | float) else None, kind="base"))
-                    + _num(_fmt(em, ".1f") + bar(em if isinstance(em, int | float) else None, kind="base"))
-                    + _num(_fmt(scores.get("n"), ",")),
-                )
+        rows.append(
+            tag(
+                "tr",
+                tag("td", esc(BASELINE_NAMES.get(name, name)))
+                + _num(f"{scores.f1:.1f}" + bar(scores.f1, kind="base"))
+                + _num(f"{scores.exact_match:.1f}" + bar(scores.exact_match, kind="base"))
+                + _num(f"{scores.n:,}"),
             )
+        )
     note = (
         "Baselines: the post's first sentence; the sentence with the most symptom keywords."
         if baselines
@@ -160,7 +119,7 @@ def _summary(inputs: RunInputs, overall: GroupFigures) -> str:
         + _table((("", False), ("F1 %", True), ("EM %", True), ("n", True)), rows),
         class_="card",
     )
-    parts.append(tag("div", scores_card + _training_card(inputs), class_="two"))
+    parts.append(tag("div", scores_card + _training_card(m), class_="two"))
     if inputs.curves_png:
         parts.append(
             tag(
@@ -176,29 +135,44 @@ def _summary(inputs: RunInputs, overall: GroupFigures) -> str:
     return tag("section", tag("h2", "Summary") + "".join(parts), id="summary")
 
 
-def _training_card(inputs: RunInputs) -> str:
-    m = inputs.metrics
-    history = [h for h in m.get("history") or [] if isinstance(h, dict)]
-    best = m.get("best") or {}
-    lines = []
-    if best:
-        lines.append(
-            f"Best checkpoint: epoch {_fmt(best.get('epoch'), 'd')}, step {_fmt(best.get('step'), 'd')}, validation {METRIC_NAMES.get(best.get('metric'), 'F1')} {_fmt(best.get('value'), '.1f')}."
+def _metric_name(metric: str) -> str:
+    return METRIC_NAMES.get(metric, metric)
+
+
+def _mismatch_warnings(recorded: Scores | None, overall: GroupFigures, split: str) -> list[str]:
+    """A warning per figure where the recorded scores and the predictions file disagree (a stale metrics file)."""
+    if recorded is None:
+        return []
+    return [
+        tag(
+            "div",
+            esc(f"metrics record {key} = {value:.2f} for {split}, but the predictions file gives {mine:.2f}; re-run invoke evaluate."),
+            class_="warning",
         )
-    if m.get("stopped_early"):
-        lines.append("Training stopped early (no improvement within the patience).")
+        for key, value, mine in (("f1", recorded.f1, overall.f1), ("exact_match", recorded.exact_match, overall.exact_match))
+        if abs(value - mine) > 0.01
+    ]
+
+
+def _training_card(m: RunMetrics | None) -> str:
+    lines = []
+    if m is not None:
+        b = m.best
+        lines.append(f"Best checkpoint: epoch {b.epoch}, step {b.step}, validation {_metric_name(b.metric)} {b.value:.1f}.")
+        if m.stopped_early:
+            lines.append("Training stopped early (no improvement within the patience).")
     rows = [
         tag(
             "tr",
-            _num(_fmt(h.get("epoch"), "d"))
-            + _num(_fmt(h.get("step"), "d"))
-            + _num(_fmt(h.get("train_loss"), ".3f"))
-            + _num(_fmt(h.get("val_f1"), ".1f"))
-            + _num(_fmt(h.get("val_exact_match"), ".1f"))
-            + _num(_fmt(h.get("train_seconds"), ".0f"))
-            + _num(_fmt(h.get("train_tokens_per_second"), ",.0f")),
+            _num(f"{h.epoch:d}")
+            + _num(f"{h.step:d}")
+            + _num(f"{h.train_loss:.3f}")
+            + _num(f"{h.val_f1:.1f}")
+            + _num(f"{h.val_exact_match:.1f}")
+            + _num(f"{h.train_seconds:.0f}")
+            + _num(f"{h.train_tokens_per_second:,.0f}"),
         )
-        for h in history
+        for h in (m.history if m else [])
     ]
     table = (
         _table(
@@ -268,7 +242,7 @@ def _group_table(groups: Sequence[GroupFigures], first: str, name_cell: Callable
     return tag("div", tag("table", tag("thead", tag("tr", th)) + tag("tbody", "".join(rows)), class_="groups"), class_="scroll")
 
 
-def _symptoms(records: Sequence[ExampleRecord], question_mode: str) -> str:
+def _symptoms(records: Sequence[PredictionRecord], question_mode: str) -> str:
     if question_mode != "symptom" or not any(r.symptom for r in records):
         note = "The run asks one question per post (question_mode = empty), so there are no per-symptom figures."
         return tag("section", tag("h2", "Per symptom") + tag("p", esc(note), class_="note"), id="symptoms")
@@ -281,7 +255,7 @@ def _symptoms(records: Sequence[ExampleRecord], question_mode: str) -> str:
     return tag("section", tag("h2", "Per symptom") + body, id="symptoms")
 
 
-def _lengths(records: Sequence[ExampleRecord], posts: Mapping[str, str]) -> str:
+def _lengths(records: Sequence[PredictionRecord], posts: Mapping[str, str]) -> str:
     words = {post_id: word_count(text) for post_id, text in posts.items()}
     groups = grouped(records, lambda r: length_bucket(words[r.post_id]), [label for _, label in LENGTH_BUCKETS])
     note = "Posts grouped by length in words; long posts span several model windows."
@@ -290,7 +264,7 @@ def _lengths(records: Sequence[ExampleRecord], posts: Mapping[str, str]) -> str:
     return tag("section", tag("h2", "Per post length") + body, id="lengths")
 
 
-def _toolbar(records: Sequence[ExampleRecord], question_mode: str) -> str:
+def _toolbar(records: Sequence[PredictionRecord], question_mode: str) -> str:
     outcome_options = tag("option", "all outcomes", value="all") + tag("option", "errors only", value="errors")
     outcome_options += "".join(tag("option", esc(label), value=key) for key, label, _ in _shown_outcomes(records))
     controls = [tag("label", "Outcome " + tag("select", outcome_options, id="f-outcome"))]
@@ -314,17 +288,17 @@ def _toolbar(records: Sequence[ExampleRecord], question_mode: str) -> str:
     return tag("div", "".join(controls), class_="toolbar")
 
 
-def _explanations_for(record: ExampleRecord, explanations: Sequence[Explanation], question_mode: str) -> list[str]:
+def _explanations_for(record: PredictionRecord, explanations: Sequence[Explanation], question_mode: str) -> list[str]:
     if question_mode == "symptom" and record.symptom:
         return [e.text for e in explanations if e.symptom == record.symptom]
     return [f"{e.symptom}: {e.text}" for e in explanations]
 
 
-def _example_row(k: int, record: ExampleRecord, outcome: str, explanations: list[str]) -> str:
-    if record.predicted:
-        predicted = tag("div", tag("span", esc(record.prediction_text), class_="key-pred"), class_="quote", dir="auto")
+def _example_row(k: int, record: PredictionRecord, outcome: str, explanations: list[str]) -> str:
+    if predicted(record):
+        shown = tag("div", tag("span", esc(record.prediction_text), class_="key-pred"), class_="quote", dir="auto")
     else:
-        predicted = tag("span", "no span predicted", class_="none")
+        shown = tag("span", "no span predicted", class_="none")
     gold = "".join(tag("div", tag("span", esc(text), class_="key-gold"), class_="quote", dir="auto") for text in record.gold_texts)
     if not gold:
         gold = tag("span", "no gold evidence", class_="none")
@@ -335,7 +309,7 @@ def _example_row(k: int, record: ExampleRecord, outcome: str, explanations: list
         + tag("td", tag("span", esc(OUTCOME_LABELS[outcome]), class_=f"badge {outcome}"))
         + _num(_fmt(record.score, ".2f"))
         + _num(f"{100 * record.f1:.0f}")
-        + tag("td", predicted, class_="text")
+        + tag("td", shown, class_="text")
         + tag("td", gold, class_="text"),
         data_example=str(k),
         data_outcome=outcome,
@@ -347,7 +321,7 @@ def _example_row(k: int, record: ExampleRecord, outcome: str, explanations: list
 
 
 def render_post(
-    index: int, post_id: str, text: str, records: Sequence[ExampleRecord], explanations: Sequence[Explanation], question_mode: str
+    index: int, post_id: str, text: str, records: Sequence[PredictionRecord], explanations: Sequence[Explanation], question_mode: str
 ) -> str:
     """One ``<section class="post">``: the marked text (folded when long) and a row per example."""
     labels = {k: r.symptom or "evidence" for k, r in enumerate(records)}
@@ -390,7 +364,7 @@ def render_post(
 
 
 def _posts(inputs: RunInputs, question_mode: str) -> str:
-    by_post: dict[str, list[ExampleRecord]] = {}
+    by_post: dict[str, list[PredictionRecord]] = {}
     for r in inputs.records:
         by_post.setdefault(r.post_id, []).append(r)
     legend = tag(
@@ -420,14 +394,14 @@ def _posts(inputs: RunInputs, question_mode: str) -> str:
 def render_run_page(inputs: RunInputs) -> str:
     """The whole report of one run and split as a self-contained HTML page."""
     m = inputs.metrics
-    question_mode = str(m.get("question_mode") or ("symptom" if any(r.symptom for r in inputs.records) else "empty"))
+    question_mode = (m.question_mode if m else "") or ("symptom" if any(r.symptom for r in inputs.records) else "empty")
     overall = figures("all", inputs.records)
     chips: list[tuple[str, bool]] = []
     if inputs.synthetic:
         chips.append(("SYNTHETIC demo data", True))
-    for label, key in (("model", "model"), ("questions", "question_mode"), ("device", "device"), ("precision", "precision")):
-        if m.get(key):
-            chips.append((f"{label}: {m[key]}", False))
+    if m is not None:
+        facts = (("model", m.model), ("questions", m.question_mode), ("device", m.device), ("precision", m.precision))
+        chips += [(f"{label}: {value}", False) for label, value in facts if value]
     header = page_header(
         f"Evidence report · run {inputs.run_name}",
         f"{inputs.split} split · {overall.posts:,} posts · {overall.examples:,} examples",

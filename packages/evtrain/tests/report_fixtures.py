@@ -1,4 +1,4 @@
-"""Test support for the report: a hand-made run directory, and a reader that parses a page back.
+"""The report tests' helpers: a hand-made run directory, and a reader that parses a page back.
 
 ``write_sample_run`` needs no trained model; its posts hold the hard cases for a web page
 (``<script>``, HTML entities, emoji, right-to-left text, a long post) and its predictions cover every
@@ -16,10 +16,12 @@ from pathlib import Path
 
 import attrs
 
-from evdata.atomic import atomic_write_json, atomic_write_text
+from evdata.atomic import atomic_write_text
+from evdata.config import write_record
 from evdata.records import symptom_question
 from evdata.settings import DataSettings
 from evtrain.metrics import best_over_golds
+from evtrain.records import Best, HistoryRow, PredictionRecord, RunMetrics, Scores, SplitEvaluation, write_metrics
 from evtrain.runs import RunPaths
 from evtrain.settings import RunSettings
 
@@ -133,8 +135,8 @@ def _span(text: str, piece: str) -> tuple[int, int]:
     return start, start + len(piece)
 
 
-def prediction_records() -> list[dict]:
-    """The sample's ``predictions/test.json`` records, in the format evaluation writes them."""
+def prediction_records() -> list[PredictionRecord]:
+    """The sample's ``predictions/test.json`` records, as evaluation writes them."""
     records = []
     for post_id, symptom, golds, predicted, score, _ in _EXAMPLES:
         text = POSTS[post_id]
@@ -142,20 +144,20 @@ def prediction_records() -> list[dict]:
         prediction = text[start:end]
         em, f1 = best_over_golds(prediction, list(golds))
         records.append(
-            {
-                "example_id": f"{post_id}::{symptom}",
-                "post_id": post_id,
-                "question": symptom_question(symptom),
-                "symptom": symptom,
-                "prediction_text": prediction,
-                "start": start,
-                "end": end,
-                "score": score,
-                "gold_texts": list(golds),
-                "gold_spans": [list(_span(text, g)) for g in golds],
-                "exact_match": em,
-                "f1": f1,
-            }
+            PredictionRecord(
+                example_id=f"{post_id}::{symptom}",
+                post_id=post_id,
+                question=symptom_question(symptom),
+                symptom=symptom,
+                prediction_text=prediction,
+                start=start,
+                end=end,
+                score=score,
+                gold_texts=list(golds),
+                gold_spans=[_span(text, g) for g in golds],
+                exact_match=em,
+                f1=f1,
+            )
         )
     return records
 
@@ -166,54 +168,66 @@ def _csv(rows: list[list[str]]) -> str:
     return buf.getvalue()
 
 
-def _metrics(run_name: str, records: list[dict]) -> dict:
+def scores_of(records: list[PredictionRecord]) -> Scores:
+    """SQuAD figures (percentages) of ``records``, as evaluation computes them."""
     n = len(records)
-    test = {"exact_match": 100.0 * sum(r["exact_match"] for r in records) / n, "f1": 100.0 * sum(r["f1"] for r in records) / n, "n": n}
+    return Scores(exact_match=100.0 * sum(r.exact_match for r in records) / n, f1=100.0 * sum(r.f1 for r in records) / n, n=n)
+
+
+def sample_metrics(run_name: str, records: list[PredictionRecord]) -> RunMetrics:
+    """The sample's ``metrics.json``: four validations, the best at epoch 3, baselines on val and test."""
+    n = len(records)
     history = [
-        {
-            "epoch": e,
-            "step": 40 * e,
-            "train_loss": loss,
-            "val_f1": f1,
-            "val_exact_match": em,
-            "train_seconds": 61.0,
-            "eval_seconds": 4.0,
-            "train_tokens_per_second": 5200.0,
-        }
+        HistoryRow(
+            epoch=e,
+            step=40 * e,
+            train_loss=loss,
+            val_f1=f1,
+            val_exact_match=em,
+            train_seconds=61.0,
+            eval_seconds=4.0,
+            train_tokens_per_second=5200.0,
+        )
         for e, loss, f1, em in ((1, 3.9, 31.0, 12.0), (2, 2.4, 48.5, 27.0), (3, 1.7, 55.2, 33.0), (4, 1.4, 54.8, 34.0))
     ]
-    return {
-        "run": run_name,
-        "model": "minilm",
-        "question_mode": "symptom",
-        "synthetic_data": False,
-        "device": "cpu",
-        "precision": "bf16",
-        "examples": {"train": 120, "val": 15, "test": n},
-        "windows": {"train": 180, "val": 22, "test": 14},
-        "history": history,
-        "best": {"metric": "f1", "value": 55.2, "epoch": 3, "step": 120},
-        "stopped_early": False,
-        "val": {"exact_match": 33.0, "f1": 55.2, "n": 15},
-        "test": test,
-        "baselines": {
+    return RunMetrics(
+        run=run_name,
+        model="minilm",
+        question_mode="symptom",
+        synthetic_data=False,
+        device="cpu",
+        precision="bf16 autocast",
+        precision_dtype="bf16",
+        threads=4,
+        examples={"train": 120, "val": 15, "test": n},
+        windows={"train": 180, "val": 22, "test": 14},
+        history=history,
+        best=Best(metric="f1", value=55.2, epoch=3, step=120),
+        stopped_early=False,
+        optimizer_steps=160,
+        train_tokens_per_second=5200.0,
+        val=Scores(exact_match=33.0, f1=55.2, n=15),
+        test=scores_of(records),
+        baselines={
             "val": {
-                "first_sentence": {"exact_match": 6.7, "f1": 18.0, "n": 15},
-                "keyword_sentence": {"exact_match": 20.0, "f1": 31.0, "n": 15},
+                "first_sentence": Scores(exact_match=6.7, f1=18.0, n=15),
+                "keyword_sentence": Scores(exact_match=20.0, f1=31.0, n=15),
             },
             "test": {
-                "first_sentence": {"exact_match": 0.0, "f1": 14.1, "n": n},
-                "keyword_sentence": {"exact_match": 22.2, "f1": 35.6, "n": n},
+                "first_sentence": Scores(exact_match=0.0, f1=14.1, n=n),
+                "keyword_sentence": Scores(exact_match=22.2, f1=35.6, n=n),
             },
         },
-    }
+        wall_seconds=262.0,
+    )
 
 
 def write_sample_run(root: str | Path, *, curves: bool = True) -> RunPaths:
     """Write the sample corpus and a finished-looking run directory under ``root``; return the run's paths.
 
     ``root/data`` holds posts.csv and annotations.csv; ``root/run`` is the run (settings.toml,
-    metrics.json, predictions/test.json and, with ``curves``, training_curves.png).
+    metrics.json, metrics_test.json, predictions/test.json and, with ``curves``, training_curves.png),
+    each record file written through its class, as training and evaluation write them.
     """
     root = Path(root)
     data = root / "data"
@@ -227,13 +241,14 @@ def write_sample_run(root: str | Path, *, curves: bool = True) -> RunPaths:
     settings = RunSettings(data=DataSettings(data_dir=str(data.resolve()), use_semantic=False))
     atomic_write_text(run.settings, settings.to_toml())
     records = prediction_records()
-    atomic_write_json(run.split_predictions("test"), records)
-    metrics = _metrics("sample", records)
-    atomic_write_json(run.metrics, metrics)
+    write_record(run.split_predictions("test"), records)
+    metrics = sample_metrics("sample", records)
+    write_metrics(run.metrics, metrics)
+    write_record(run.split_metrics("test"), SplitEvaluation(split="test", scores=scores_of(records), seconds=1.5, windows=14))
     if curves:
         from evtrain.plots import plot_training_curves
 
-        plot_training_curves(metrics["history"], run.curves, title="sample run")
+        plot_training_curves(metrics.history, run.curves, title="sample run")
     return run
 
 
