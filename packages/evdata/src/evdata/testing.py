@@ -1,4 +1,9 @@
-"""Test helpers shared by every package's test suite (imported only by tests)."""
+"""A public testing module, like ``torch.testing``: Hypothesis profiles shared by every package's tests.
+
+Kept in ``src`` on purpose: each package's test session installs only that package and its declared
+dependencies, and every one of them has evdata, so this is the one place all suites can import from.
+Nothing in evspan's own code path imports it.
+"""
 
 from __future__ import annotations
 

@@ -5,8 +5,7 @@ Names are imported lazily: importing a submodule such as ``evfeatures.settings``
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from evdata.lazy import lazy_exports
 
 # name -> module; imported on first use, so `import evfeatures.settings` stays light (no torch).
 # ``decode`` is left out: it names the submodule (the function is ``evfeatures.decode.decode``), and a
@@ -36,14 +35,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

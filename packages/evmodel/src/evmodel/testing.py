@@ -1,4 +1,10 @@
-"""Tiny BERT model directories for tests (random weights, a small WordPiece vocabulary)."""
+"""A public testing module, like ``torch.testing``: tiny BERT model directories for tests.
+
+``make_tiny_bert`` writes a standard Hugging Face model directory with random weights and a small
+WordPiece vocabulary built on the spot, so the test suites of evmodel, evtrain, evsearch and the root
+integration tests (and users' own tests of code built on evspan) run offline in seconds. Nothing in
+evspan's own code path imports it.
+"""
 
 from __future__ import annotations
 

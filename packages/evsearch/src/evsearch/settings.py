@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import attrs
+from attrs.validators import ge, gt, le, lt
 
 from evdata.config import evolve_sections, load_sections, validate_fields
 from evtrain.settings import ALL_SECTIONS
@@ -21,45 +22,45 @@ class SearchSettings:
     giving one value; fixed values are applied to every trial and not sampled.
     """
 
-    trials: int = 20
+    trials: int = attrs.field(default=20, validator=ge(1))
     """Finished trials (complete + pruned) the study should reach; rerunning the command continues the study."""
     study: str = "evspan"
     """Study name; also the folder ``artifacts/search/<study>/`` holding trial runs and plots."""
     storage: str = ""
     """Optuna storage: empty = a journal file ``artifacts/search/<study>/journal.log``; an RDB URL
     (``sqlite:///x.db``, ``postgresql://user:pw@host/db``, ``mysql://...``); or a path to a journal file."""
-    workers: int = 1
+    workers: int = attrs.field(default=1, validator=ge(1))
     """Worker processes on this machine, all against the same storage."""
     sampler_seed: int = 0
     """Seed of the TPE sampler (each trial's sampler is seeded from it and the trial number)."""
-    startup_trials: int = 5
+    startup_trials: int = attrs.field(default=5, validator=ge(0))
     """Random trials before TPE starts modelling the results."""
     pruner: Pruner = "hyperband"
     """``hyperband``, ``median`` or ``none``; trials report validation F1 after every epoch."""
-    median_startup_trials: int = 3
+    median_startup_trials: int = attrs.field(default=3, validator=ge(0))
     """Median pruner: trials that run to the end before any is pruned."""
     baseline_trial: bool = True
     """Make the first trial of a new study the [train]/[features] values of settings.toml (those inside the space)."""
 
-    learning_rate_min: float = 2e-5
-    learning_rate_max: float = 5e-4
+    learning_rate_min: float = attrs.field(default=2e-5, validator=[gt(0), lt(1)])
+    learning_rate_max: float = attrs.field(default=5e-4, validator=[gt(0), lt(1)])
     """Learning rate, sampled on a log scale."""
     batch_size: tuple[int, ...] = (8, 16, 32)
     """Train batch sizes to choose from."""
-    epochs_min: int = 1
+    epochs_min: int = attrs.field(default=1, validator=ge(1))
     epochs_max: int = 3
     doc_stride: tuple[int, ...] = (64, 128)
     """Window overlaps to choose from (each must be below half of the smallest max_length)."""
     max_length: tuple[int, ...] = (320, 384)
     """Window lengths to choose from."""
-    warmup_ratio_min: float = 0.0
-    warmup_ratio_max: float = 0.2
+    warmup_ratio_min: float = attrs.field(default=0.0, validator=[ge(0), lt(1)])
+    warmup_ratio_max: float = attrs.field(default=0.2, validator=[ge(0), lt(1)])
 
-    trial_max_steps: int = 40
+    trial_max_steps: int = attrs.field(default=40, validator=ge(0))
     """Cap on optimizer steps per trial (0 = none), so a study fits a laptop; the retrained best run is not capped."""
-    train_fraction: float = 0.1
+    train_fraction: float = attrs.field(default=0.1, validator=[gt(0), le(1)])
     """Share of training posts each trial trains on (seeded, by post; 1 = all); validation and the retrained best run use all."""
-    max_failed_trials: int = 10
+    max_failed_trials: int = attrs.field(default=10, validator=ge(1))
     """A worker stops after this many failed trials of its own (a broken set-up would otherwise fail forever)."""
     keep_trial_models: bool = False
     """Keep each trial's checkpoint and training state (off: only settings, log, metrics and curves stay)."""
@@ -75,24 +76,17 @@ class SearchSettings:
         validate_fields(
             self,
             [
-                (self.trials >= 1, f"trials: must be >= 1, got {self.trials}"),
                 (
                     bool(self.study.strip()) and "/" not in self.study and self.study not in (".", ".."),
                     f"study: must be a plain name, got {self.study!r}",
                 ),
-                (self.workers >= 1, f"workers: must be >= 1, got {self.workers}"),
-                (self.startup_trials >= 0, f"startup_trials: must be >= 0, got {self.startup_trials}"),
                 (self.pruner in ("hyperband", "median", "none"), f"pruner: must be 'hyperband', 'median' or 'none', got {self.pruner!r}"),
-                (self.median_startup_trials >= 0, f"median_startup_trials: must be >= 0, got {self.median_startup_trials}"),
-                (0 < self.learning_rate_min < 1, f"learning_rate_min: must be within (0, 1), got {self.learning_rate_min}"),
-                (0 < self.learning_rate_max < 1, f"learning_rate_max: must be within (0, 1), got {self.learning_rate_max}"),
                 (
                     self.learning_rate_min <= self.learning_rate_max,
                     f"learning_rate_min: must be <= learning_rate_max ({self.learning_rate_max}), got {self.learning_rate_min}",
                 ),
                 (bool(self.batch_size), "batch_size: must list at least one value"),
                 (all(b >= 1 for b in self.batch_size), f"batch_size: every value must be >= 1, got {list(self.batch_size)}"),
-                (self.epochs_min >= 1, f"epochs_min: must be >= 1, got {self.epochs_min}"),
                 (self.epochs_min <= self.epochs_max, f"epochs_min: must be <= epochs_max ({self.epochs_max}), got {self.epochs_min}"),
                 (bool(self.max_length), "max_length: must list at least one value"),
                 (
@@ -104,15 +98,10 @@ class SearchSettings:
                     all(0 <= d < smallest_length // 2 for d in self.doc_stride) or not self.max_length,
                     f"doc_stride: every value must be >= 0 and below half of the smallest max_length ({smallest_length}), got {list(self.doc_stride)}",
                 ),
-                (0 <= self.warmup_ratio_min < 1, f"warmup_ratio_min: must be within [0, 1), got {self.warmup_ratio_min}"),
-                (0 <= self.warmup_ratio_max < 1, f"warmup_ratio_max: must be within [0, 1), got {self.warmup_ratio_max}"),
                 (
                     self.warmup_ratio_min <= self.warmup_ratio_max,
                     f"warmup_ratio_min: must be <= warmup_ratio_max ({self.warmup_ratio_max}), got {self.warmup_ratio_min}",
                 ),
-                (self.trial_max_steps >= 0, f"trial_max_steps: must be >= 0 (0 = no cap), got {self.trial_max_steps}"),
-                (0 < self.train_fraction <= 1, f"train_fraction: must be within (0, 1], got {self.train_fraction}"),
-                (self.max_failed_trials >= 1, f"max_failed_trials: must be >= 1, got {self.max_failed_trials}"),
                 (bool(self.best_output.strip()), "best_output: must not be empty"),
                 (bool(self.root.strip()), "root: must not be empty"),
             ],
