@@ -2,10 +2,11 @@
 
 import attrs
 
-from evdata.cache import alignment_key
+from evdata.align import align_corpus
+from evdata.cache import alignment_key, load_alignment, save_alignment
 from evdata.dataset import load_dataset
 from evdata.readers import read_corpus
-from evdata.settings import DataSettings
+from evdata.settings import ALIGNMENT_FIELDS, DataSettings
 
 
 class CountingSimilarity:
@@ -50,3 +51,22 @@ def test_key_changes_with_thresholds_and_scorer():
 
     assert key != alignment_key(corpus, settings, Other())
     assert alignment_key(corpus, settings, object()) is None  # no cache_key: never cached
+
+
+def test_key_changes_with_every_alignment_setting():
+    settings = DataSettings()
+    corpus = read_corpus(settings)
+    scorer = CountingSimilarity()
+    key = alignment_key(corpus, settings, scorer)
+    other_values = {"max_run_sentences": 2, "use_semantic": False, "fuzzy_threshold": 80.0}
+    for name in ALIGNMENT_FIELDS:
+        changed = attrs.evolve(settings, **{name: other_values.get(name, 0.33)})
+        assert alignment_key(corpus, changed, scorer) != key, name
+
+
+def test_saved_alignment_keeps_runner_up_and_reason(tmp_path):
+    corpus = read_corpus(DataSettings())
+    result = align_corpus(corpus, DataSettings(), CountingSimilarity())
+    assert any(a.runner_up is not None and a.reason for a in result.alignments)
+    save_alignment(tmp_path / "a.json", result)
+    assert load_alignment(tmp_path / "a.json", corpus) == result

@@ -26,7 +26,9 @@ def test_demo_dataset_is_split_by_post(demo) -> None:
         assert split.examples[name], name
         assert {e.post_id for e in split.examples[name]} <= set(split.post_ids[name])
     assert sum(len(v) for v in split.examples.values()) == len(demo.examples)
-    assert demo.posts_without_evidence == len(demo.corpus.posts) - len({e.post_id for e in demo.examples})
+    # Every post is asked every symptom; a post without evidence is one whose examples all lack an answer.
+    assert {e.post_id for e in demo.examples} == {p.post_id for p in demo.corpus.posts}
+    assert demo.posts_without_evidence == len(demo.corpus.posts) - len({e.post_id for e in demo.examples if e.answers})
     assert examples_by_split(demo, "val") == split.examples["val"]
     with pytest.raises(KeyError, match="unknown split"):
         examples_by_split(demo, "dev")

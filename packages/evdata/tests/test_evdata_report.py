@@ -10,7 +10,8 @@ from evdata.readers import read_corpus
 from evdata.report import alignment_report, write_alignment_report
 from evdata.settings import DataSettings
 
-KEYS = {"post_id", "sentence_id", "symptom", "status", "method", "start", "end", "score", "line", "note"}
+KEYS = {"post_id", "sentence_id", "symptom", "status", "method", "start", "end", "score", "line", "note", "reason"}
+KEYS |= {"runner_up_text", "runner_up_start", "runner_up_end", "runner_up_score"}
 
 
 def test_one_entry_per_annotation_row_in_file_order(tmp_path: Path) -> None:

@@ -12,18 +12,20 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 from evdata.align import AlignmentResult, SentenceSimilarity
-from evdata.atomic import atomic_write_text
+from evdata.config import RecordError, read_record, write_record
 from evdata.records import Alignment, Corpus, Span
-from evdata.settings import DataSettings
+from evdata.settings import ALIGNMENT_FIELDS, DataSettings
 
 log = logging.getLogger("evdata")
 # Bump when align.py changes what it returns for the same input.
-ALIGN_VERSION = 1
+ALIGN_VERSION = 3
 
 
 def alignment_key(corpus: Corpus, settings: DataSettings, similarity: SentenceSimilarity | None) -> str | None:
-    """A content hash of posts, annotation rows, thresholds and scorer; None when the scorer has no ``cache_key``."""
+    """A content hash of posts, annotation rows, alignment settings (``ALIGNMENT_FIELDS``) and scorer; None when the scorer has no ``cache_key``."""
     scorer = None
     if similarity is not None and settings.use_semantic:
         scorer = getattr(similarity, "cache_key", None)
@@ -33,7 +35,7 @@ def alignment_key(corpus: Corpus, settings: DataSettings, similarity: SentenceSi
     parts: list[Any] = [
         ALIGN_VERSION,
         scorer,
-        [settings.fuzzy_threshold, settings.semantic_threshold, settings.semantic_margin, settings.use_semantic],
+        {name: getattr(settings, name) for name in ALIGNMENT_FIELDS},
     ]
     h.update(json.dumps(parts).encode())
     for p in corpus.posts:
@@ -43,33 +45,55 @@ def alignment_key(corpus: Corpus, settings: DataSettings, similarity: SentenceSi
     return h.hexdigest()[:32]
 
 
+@attrs.frozen
+class CachedRow:
+    """What the cache keeps of one ``Alignment`` (its annotation row is the corpus's own, matched by position)."""
+
+    span: Span | None
+    method: str
+    score: float
+    note: str
+    runner_up: Span | None
+    runner_up_text: str
+    reason: str
+
+
+@attrs.frozen
+class AlignmentCache:
+    """A cache file: one row per annotation, in file order, and the run's notes."""
+
+    rows: list[CachedRow]
+    notes: list[str]
+
+
 def load_alignment(path: Path, corpus: Corpus) -> AlignmentResult | None:
-    """The cached result for ``corpus`` (None when absent or unreadable)."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        rows = data["alignments"]
-        if len(rows) != len(corpus.annotations):
-            return None
-        alignments = tuple(
-            Alignment(annotation=a, span=Span(*r["span"]) if r["span"] else None, method=r["method"], score=r["score"], note=r["note"])
-            for a, r in zip(corpus.annotations, rows)
-        )
-        return AlignmentResult(alignments=alignments, notes=tuple(data["notes"]))
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        if path.exists():
-            log.warning("ignoring unreadable alignment cache %s: %s", path, exc)
+    """The cached result for ``corpus`` (None when absent, unreadable or not of this version's shape)."""
+    if not path.is_file():
         return None
+    try:
+        cache = read_record(path, AlignmentCache)
+    except RecordError as exc:
+        log.warning("ignoring unreadable alignment cache: %s", exc)
+        return None
+    if len(cache.rows) != len(corpus.annotations):
+        return None
+    alignments = tuple(
+        Alignment(
+            annotation=a,
+            span=r.span,
+            method=r.method,
+            score=r.score,
+            note=r.note,
+            runner_up=r.runner_up,
+            runner_up_text=r.runner_up_text,
+            reason=r.reason,
+        )
+        for a, r in zip(corpus.annotations, cache.rows)
+    )
+    return AlignmentResult(alignments=alignments, notes=tuple(cache.notes))
 
 
 def save_alignment(path: Path, result: AlignmentResult) -> None:
     """Write ``result`` atomically."""
-    rows = [
-        {
-            "span": [al.span.start, al.span.end, al.span.method, al.span.score] if al.span else None,
-            "method": al.method,
-            "score": al.score,
-            "note": al.note,
-        }
-        for al in result.alignments
-    ]
-    atomic_write_text(path, json.dumps({"alignments": rows, "notes": list(result.notes)}))
+    rows = [CachedRow(al.span, al.method, al.score, al.note, al.runner_up, al.runner_up_text, al.reason) for al in result.alignments]
+    write_record(path, AlignmentCache(rows, list(result.notes)))

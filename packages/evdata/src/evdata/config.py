@@ -318,8 +318,13 @@ def from_data(data: Any, cls: Any, source: str = "record") -> Any:
     try:
         return converter.structure(data, cls)
     except (cattrs.BaseValidationError, ValueError, TypeError, AttributeError) as exc:
-        lines = _format_cattrs_error("$", exc, cls)
-        raise RecordError(f"{source}: does not match {name}: " + "; ".join(lines)) from None
+        # Unknown keys first: a renamed field shows as one unknown key plus one missing field.
+        lines = sorted(_format_cattrs_error("$", exc, cls), key=lambda line: not line.endswith("unknown key"))
+        more = f"; ... and {len(lines) - _SHOWN} more" if len(lines) > _SHOWN else ""
+        raise RecordError(f"{source}: does not match {name}: " + "; ".join(lines[:_SHOWN]) + more) from None
+
+
+_SHOWN = 5  # problems named in a RecordError; the rest are counted
 
 
 def _type_name(cls: Any) -> str:

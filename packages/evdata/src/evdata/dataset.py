@@ -39,8 +39,9 @@ def load_dataset(settings: DataSettings, similarity: SentenceSimilarity | None =
     """
     corpus = read_corpus(settings)
     alignment = _aligned(corpus, settings, similarity, cache_dir)
-    examples = build_examples(corpus, alignment, settings.question_mode)
-    with_evidence = list(dict.fromkeys(example.post_id for example in examples))
+    examples = build_examples(corpus, alignment, settings.question_mode, no_answer_examples=settings.no_answer_examples)
+    # With no-answer examples built, a post can have examples but no evidence: split by evidence, not by examples.
+    with_evidence = list(dict.fromkeys(example.post_id for example in examples if example.has_answer))
     has_evidence = set(with_evidence)
     without = [post.post_id for post in corpus.posts if post.post_id not in has_evidence]
     ratios = (settings.train_ratio, settings.val_ratio, settings.test_ratio)
@@ -110,7 +111,7 @@ def summary_tables(dataset: Dataset) -> dict[str, list[dict[str, Any]]]:
             {
                 "split": name,
                 "posts": len(dataset.split.post_ids.get(name, ())),
-                "posts_with_evidence": len({e.post_id for e in examples}),
+                "posts_with_evidence": len({e.post_id for e in examples if e.answers}),
                 "examples": len(examples),
                 "answers": sum(len(e.answers) for e in examples),
             }
@@ -126,8 +127,16 @@ def summary_tables(dataset: Dataset) -> dict[str, list[dict[str, Any]]]:
 
 
 def print_summary(dataset: Dataset, console: Console | None = None) -> None:
-    """Print the summary tables with rich (to ``console``, or a new one on stdout)."""
+    """Print the summary tables with rich (to ``console``, or a new one on stdout).
+
+    The alignment table also gives each method's score range (for ``unaligned``: the range of the
+    best scores that fell short), so thresholds can be judged at a glance.
+    """
     console = console or Console()
+    scores: dict[str, list[float]] = {}
+    for alignment in dataset.alignment.alignments:
+        scores.setdefault(alignment.method, []).append(alignment.score)
+    score_range = {method: f"{min(values):.3f}-{max(values):.3f}" for method, values in scores.items()}
     corpus = dataset.corpus
     source = "synthetic demo corpus (bundled, not real data)" if corpus.synthetic else f"{corpus.posts_path} + {corpus.annotations_path}"
     console.print(f"[bold]Data:[/bold] {source}")
@@ -144,9 +153,11 @@ def print_summary(dataset: Dataset, console: Console | None = None) -> None:
     for name, rows in summary_tables(dataset).items():
         if not rows:
             continue
+        if name == "alignment":
+            rows = [row | {"score_range": score_range.get(row["method"], "")} for row in rows]
         table = Table(title=titles[name])
         for key in rows[0]:
-            table.add_column(key.replace("_", " "), justify="right" if isinstance(rows[0][key], int) else "left")
+            table.add_column(key.replace("_", " "), justify="right" if isinstance(rows[0][key], int) or key == "score_range" else "left")
         for row in rows:
             table.add_row(*(str(value) for value in row.values()))
         console.print(table)

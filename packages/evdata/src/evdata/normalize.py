@@ -7,6 +7,7 @@ original characters it came from. A folded match ``[a, b)`` maps back to ``[star
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 import attrs
@@ -147,3 +148,43 @@ def find_mapped(haystack: MappedText, needle: str) -> tuple[int, int, int] | Non
     start, end = haystack.original_span(index, index + len(needle))
     occurrences = 2 if haystack.text.find(needle, index + 1) >= 0 else 1
     return start, end, occurrences
+
+
+# Words too common in first-person posts to tell two sentences apart (pronouns, auxiliaries,
+# determiners, prepositions, fillers, negations). Compared after ``normalize_text``.
+STOPWORDS: frozenset[str] = frozenset(
+    """
+    i me my mine myself we us our you your he him his she her they them their it its a an the and or but
+    so of to in on at for with by from up down out off over about into than then too also as if that this
+    these those there here what which who whom when where why how all any some no not nor is am are was were
+    be been being do does did doing done have has had having will would shall should can could may might must
+    just really very like much many more most lot lots even still ever only got get gets getting go goes
+    going gone im ive id ill its dont cant wont didnt doesnt isnt wasnt arent havent hasnt hadnt couldnt
+    wouldnt shouldnt thats theres whats idk tbh lol ok okay yeah oh well kind sort anymore anything
+    everything something nothing thing things one ones because since while though although whether again
+    never always every each other another own same such now
+    """.split()  # noqa: SIM905 - a word list reads better as text
+)  # fmt: skip
+_WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
+STEM_LENGTH = 5
+
+
+def content_words(text: str) -> frozenset[str]:
+    """The content words of ``text``: normalised, apostrophes dropped, stopwords out, cut to ``STEM_LENGTH`` characters.
+
+    Cutting words to a common prefix is a crude stemmer ("sleeping", "sleep"), and enough for
+    telling whether the words of one sentence occur in another.
+    """
+    words = (w.replace("'", "") for w in _WORD.findall(normalize_text(text)))
+    return frozenset(w[:STEM_LENGTH] for w in words if w not in STOPWORDS)
+
+
+def containment(query: frozenset[str], candidate: frozenset[str]) -> float:
+    """Share of ``query``'s content words found in ``candidate`` (0 when ``query`` has none).
+
+    Directional on purpose: a short post clause that holds every content word of an annotation
+    scores 1, while a fragment whose few words all occur in a long annotation does not.
+    """
+    if not query:
+        return 0.0
+    return len(query & candidate) / len(query)

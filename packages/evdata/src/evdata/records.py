@@ -78,6 +78,12 @@ class Alignment:
     """exact | casefold | normalized | fuzzy | semantic | unaligned"""
     score: float = 0.0
     note: str = ""
+    runner_up: Span | None = None
+    """The best candidate elsewhere in the post (fuzzy and similarity steps): what the chosen span had to beat."""
+    runner_up_text: str = ""
+    """The runner-up's text, so a report reader can judge the hard cases without the post at hand."""
+    reason: str = ""
+    """Why a row was aligned by similarity, or left unaligned: scores, thresholds, runner-up."""
 
 
 @attrs.frozen
@@ -103,6 +109,24 @@ class QAExample:
     answers: tuple[Answer, ...]
     symptom: str = ""
     """The symptom asked about in ``symptom`` mode; empty in ``empty`` mode."""
+    hard_negative: bool = False
+    """No evidence, and the annotator looked: the (post, question) has status-0 rows and no status-1 row."""
+    unaligned_evidence: bool = False
+    """At least one status-1 row of this (post, question) could not be located in the post."""
+
+    @property
+    def has_answer(self) -> bool:
+        """True when the example has at least one gold answer span."""
+        return bool(self.answers)
+
+    @property
+    def answer_unknown(self) -> bool:
+        """The post holds evidence for this question, but none of it was located: neither positive nor negative.
+
+        Such an example has no answers, yet it is no real "no evidence" example either; training and
+        scoring leave it out.
+        """
+        return self.unaligned_evidence and not self.answers
 
 
 @attrs.frozen
