@@ -17,7 +17,7 @@ def _settings(overrides, **flags):
     """settings.toml + --set overrides, then the named flags (section.key -> value) evolved in."""
     from evtrain.settings import RunSettings
 
-    return RunSettings.load(SETTINGS, list(overrides or [])).with_changes(_given(**flags))
+    return RunSettings.load(SETTINGS, list(overrides or [])).with_changes(_given(**flags), from_text=True)
 
 
 def _similarity(settings):
@@ -29,31 +29,38 @@ def _similarity(settings):
     return EncoderSimilarity(settings.model.similarity_model, settings.model)
 
 
+# The project's own error types, by module: each is a one-screen message and exit code 2.
+ERRORS = {
+    "evdata.config": ("SettingsError", "RecordError"),
+    "evdata.readers": ("DataError",),
+    "evmodel.checkpoint": ("CheckpointError",),
+    "evmodel.device": ("DeviceError",),
+    "evmodel.loading": ("ModelLoadError",),
+    "evtrain.errors": ("NonFiniteLossError", "TrainingInterrupted"),
+    "evtrain.runs": ("RunError",),
+}
+
+
+def _ours(exc):
+    """Whether ``exc`` is one of ERRORS; a module not imported yet cannot have raised, so nothing heavy is imported here."""
+    import sys
+
+    return any(isinstance(exc, getattr(sys.modules[m], name)) for m, names in ERRORS.items() if m in sys.modules for name in names)
+
+
 def _friendly(fn):
     """Turn the project's own error types into a one-screen message and exit code 2."""
     import functools
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        from invoke.exceptions import Exit
-
-        from evdata.config import RecordError, SettingsError
-        from evdata.readers import DataError
-
-        errors = [SettingsError, DataError, RecordError]
-        try:
-            from evmodel.checkpoint import CheckpointError
-            from evmodel.device import DeviceError
-            from evmodel.loading import ModelLoadError
-            from evtrain.errors import NonFiniteLossError, TrainingInterrupted
-            from evtrain.runs import RunError
-
-            errors += [CheckpointError, DeviceError, ModelLoadError, RunError, NonFiniteLossError, TrainingInterrupted]
-        except ImportError:  # evdata alone is installed
-            pass
         try:
             return fn(*args, **kwargs)
-        except tuple(errors) as exc:
+        except Exception as exc:
+            if not _ours(exc):
+                raise
+            from invoke.exceptions import Exit
+
             raise Exit(f"error: {exc}", code=2) from None
 
     return wrapper
@@ -97,18 +104,19 @@ def data(c, data_dir=None, report="artifacts/alignment_report.json", set=None):
 def train(c, epochs=None, data_dir=None, model=None, output=None, max_steps=None, seed=None, resume=None, set=None):
     """Train, keep the best checkpoint by validation F1, evaluate it on test."""
     from evdata.config import parse_override
-    from evdata.dataset import load_dataset
-    from evtrain.api import resume_settings, run_training
     from evtrain.runs import resolve_run
-    from evtrain.settings import RunSettings
+    from evtrain.settings import RunSettings, resume_settings
 
     flags = {"train.epochs": epochs, "data.data_dir": data_dir, "model.name": model, "train.max_steps": max_steps, "train.seed": seed}
     if resume:
         changes = {f"{section}.{key}": value for section, key, value in map(parse_override, set or [])}
-        settings = resume_settings(RunSettings.load(resolve_run(resume).settings), {**changes, **_given(**flags)})
+        settings = resume_settings(RunSettings.load(resolve_run(resume).settings), {**changes, **_given(**flags)}, from_text=True)
     else:
         settings = _settings(set, **flags)
     settings.check_for_training()
+    from evdata.dataset import load_dataset
+    from evtrain.api import run_training
+
     dataset = load_dataset(settings.data, _similarity(settings), cache_dir=CACHE)
     run_training(settings, dataset, output=output, resume=resume)
 
@@ -231,4 +239,6 @@ def search(c, trials=None, storage=None, study=None, workers=None, set=None):
     from evsearch.settings import SearchSettings
 
     flags = {"search.trials": trials, "search.storage": storage, "search.study": study, "search.workers": workers}
-    run_search(SearchSettings.load(SETTINGS, list(set or [])).with_changes(_given(**flags)), _settings(set), cache_dir=CACHE)
+    run_search(
+        SearchSettings.load(SETTINGS, list(set or [])).with_changes(_given(**flags), from_text=True), _settings(set), cache_dir=CACHE
+    )

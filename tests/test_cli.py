@@ -1,6 +1,7 @@
 """The command-line contract, driven through invoke exactly as a user types it (tiny encoder, tiny corpus)."""
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def invoke(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "invoke", *args], cwd=cwd, capture_output=True, text=True, timeout=900)
+    """Run a task of ROOT's tasks.py in ``cwd`` (a scratch folder: runs, caches and ``latest`` land there, never in the repository)."""
+    cmd = [sys.executable, "-m", "invoke", "--search-root", str(ROOT), *args]
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=900)
 
 
 def test_list_is_instant_and_complete():
@@ -28,10 +31,16 @@ def tiny(tmp_path_factory):
     from evmodel.testing import make_tiny_bert
 
     base = tmp_path_factory.mktemp("cli")
+    shutil.copy(ROOT / "settings.toml", base / "settings.toml")
     corpus = write_tiny_corpus(base / "corpus")
     words = sorted({w.strip(".,").lower() for t in FILLER + [s for v in EVIDENCE.values() for s in v] for w in t.split()})
     model = make_tiny_bert(base / "model", words=words)
     return base, corpus, model
+
+
+def _in(base: Path):
+    """``invoke`` run in the scratch folder ``base``."""
+    return lambda *args: invoke(*args, cwd=base)
 
 
 def _common(corpus: Path, model: Path) -> list[str]:
@@ -44,27 +53,28 @@ def _common(corpus: Path, model: Path) -> list[str]:
 
 def test_train_evaluate_predict_through_invoke(tiny):
     base, corpus, model = tiny
+    cli = _in(base)
     run = base / "run"
-    out = invoke("train", "--epochs", "1", "--output", str(run), "--max-steps", "4", *_common(corpus, model))
+    out = cli("train", "--epochs", "1", "--output", str(run), "--max-steps", "4", *_common(corpus, model))
     assert out.returncode == 0, out.stdout + out.stderr
     assert "Scores" in out.stdout and (run / "model" / "model.safetensors").is_file()
     recorded = json.loads((run / "metrics.json").read_text())["test"]
 
-    out = invoke("evaluate", "--run", str(run), "--split", "test")
+    out = cli("evaluate", "--run", str(run), "--split", "test")
     assert out.returncode == 0, out.stdout + out.stderr
     assert json.loads((run / "metrics_test.json").read_text())["f1"] == recorded["f1"]
     assert "yes" in out.stdout
 
     post = base / "post.txt"
     post.write_text("I have no energy to get out of bed. The weather here is cold and rainy.")
-    out = invoke("predict", "--run", str(run), "--input", str(post), "--output", str(base / "pred.json"))
+    out = cli("predict", "--run", str(run), "--input", str(post), "--output", str(base / "pred.json"))
     assert out.returncode == 0, out.stdout + out.stderr
     assert len(json.loads((base / "pred.json").read_text())) == 9
 
 
 def test_bad_setting_is_one_line_per_problem(tiny):
-    _, corpus, _ = tiny
-    out = invoke(
+    base, corpus, _ = tiny
+    out = _in(base)(
         "train", "--data-dir", str(corpus), "--set", "train.lerning_rate=1", "--set", "features.doc_stride=999", "--set", 'train.epochs="x"'
     )
     assert out.returncode == 2
@@ -75,9 +85,10 @@ def test_bad_setting_is_one_line_per_problem(tiny):
 
 
 def test_data_task_writes_report(tiny, tmp_path):
-    _, corpus, _ = tiny
+    base, corpus, _ = tiny
+    cli = _in(base)
     report = tmp_path / "report.json"
-    out = invoke("data", "--data-dir", str(corpus), "--report", str(report), "--set", "data.use_semantic=false")
+    out = cli("data", "--data-dir", str(corpus), "--report", str(report), "--set", "data.use_semantic=false")
     assert out.returncode == 0, out.stdout + out.stderr
     rows = json.loads(report.read_text())
     n_rows = len((corpus / "annotations.csv").read_text().splitlines()) - 1

@@ -17,6 +17,7 @@ from evfeatures import (
     subsample_negatives,
     token_budget_batches,
 )
+from evfeatures.batching import sample_examples, windows_of_examples
 
 lengths_st = st.lists(st.integers(1, 384), min_size=0, max_size=300)
 
@@ -139,3 +140,48 @@ def test_bad_batching_arguments_are_refused():
         length_grouped_batches([1, 2], 2, group_size=0, seed=0)
     with pytest.raises(ValueError, match=r"ratio must be within 0\.\.1"):
         subsample_negatives([True, False], 1.5, seed=0)
+
+
+# Example kinds: 0 answerable, 1 hard negative, 2 other no-answer, 3 excluded (evidence not located).
+kinds_st = st.lists(st.integers(0, 3), max_size=300)
+
+
+@given(kinds=kinds_st, ratio=st.floats(-1.0, 12.0), seed=st.integers(0, 1000), epoch=st.integers(0, 5))
+def test_sample_examples_keeps_answers_and_hard_negatives_and_a_seeded_share_of_the_rest(kinds, ratio, seed, epoch):
+    kind = np.asarray(kinds, dtype=np.int64)
+    has_answer, hard, excluded = kind == 0, kind == 1, kind == 3
+    kept = sample_examples(has_answer, hard, ratio, seed, epoch, exclude=excluded)
+    assert kept.dtype == np.int64
+    assert kept.tolist() == sorted(set(kept.tolist()))
+    chosen = set(kept.tolist())
+    assert set(np.flatnonzero(has_answer | hard).tolist()) <= chosen
+    assert not chosen & set(np.flatnonzero(excluded).tolist())
+    others = int((kind[kept] == 2).sum())
+    expected = 0 if ratio <= 0 else min(int((kind == 2).sum()), round(ratio * int(has_answer.sum())))
+    assert others == expected
+    assert kept.tolist() == sample_examples(has_answer, hard, ratio, seed, epoch, exclude=excluded).tolist()
+
+
+def test_sample_examples_changes_with_the_epoch_and_covers_the_negatives_over_epochs():
+    has_answer = np.zeros(400, dtype=bool)
+    has_answer[:20] = True
+    hard = np.zeros(400, dtype=bool)
+    hard[20:25] = True
+    draws = [sample_examples(has_answer, hard, 2.0, seed=7, epoch=epoch) for epoch in range(200)]
+    assert all(d.size == 20 + 5 + 40 for d in draws)
+    assert len({tuple(d.tolist()) for d in draws}) == 200
+    assert set(np.concatenate(draws).tolist()) == set(range(400)), "every negative is seen sooner or later"
+    assert sample_examples(has_answer, hard, 2.0, seed=8, epoch=0).tolist() != draws[0].tolist()
+    # Fewer negatives than asked for: all of them.
+    assert sample_examples([True, True, False], [False, False, False], 5.0, seed=0).tolist() == [0, 1, 2]
+    assert sample_examples([True, False], [False, True], 0.0, seed=0).tolist() == [0, 1]
+    with pytest.raises(ValueError, match="differ in length"):
+        sample_examples([True], [True, False], 1.0, seed=0)
+    with pytest.raises(ValueError, match="NaN"):
+        sample_examples([True], [False], float("nan"), seed=0)
+
+
+def test_windows_of_examples_maps_kept_examples_to_their_windows():
+    example_index = np.array([0, 0, 1, 2, 2, 2, 3])
+    assert windows_of_examples(example_index, [0, 2]).tolist() == [0, 1, 3, 4, 5]
+    assert windows_of_examples(example_index, np.empty(0, dtype=np.int64)).tolist() == []

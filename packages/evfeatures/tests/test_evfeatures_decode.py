@@ -11,7 +11,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from evdata.records import Answer, QAExample
-from evfeatures import NO_SCORE, FeatureSettings, Windows, build_windows, decode, decode_reference
+from evfeatures import FeatureSettings, Windows, build_windows
+
+# From the submodule: the package's lazy ``decode`` attribute can be the submodule of that name.
+from evfeatures.decode import NO_SCORE, Decision, Prediction, decide, decode, decode_reference
 
 WINDOWING = FeatureSettings(max_length=32, doc_stride=4)
 
@@ -38,16 +41,17 @@ def random_logits(windows: Windows, seed: int, *, ties: bool, extra: int, dtype:
     n_best_size=st.integers(1, 8),
     max_answer_length=st.integers(1, 8),
     nbest=st.integers(0, 5),
+    max_spans=st.integers(0, 4),
 )
 def test_decode_equals_the_reference_on_random_logits(
-    tokenizer, strategies, data, seed, ties, extra, dtype, n_best_size, max_answer_length, nbest
+    tokenizer, strategies, data, seed, ties, extra, dtype, n_best_size, max_answer_length, nbest, max_spans
 ):
     examples = data.draw(strategies.qa_examples(max_examples=5))
     windows = build_windows(examples, tokenizer, WINDOWING)
     settings = FeatureSettings(max_length=32, doc_stride=4, n_best_size=n_best_size, max_answer_length=max_answer_length)
     starts, ends = random_logits(windows, seed, ties=ties, extra=extra, dtype=dtype)
-    fast = decode(examples, windows, starts, ends, settings, nbest=nbest)
-    slow = decode_reference(examples, windows, starts, ends, settings, nbest=nbest)
+    fast = decode(examples, windows, starts, ends, settings, nbest=nbest, max_spans=max_spans)
+    slow = decode_reference(examples, windows, starts, ends, settings, nbest=nbest, max_spans=max_spans)
     assert fast == slow
 
 
@@ -227,3 +231,154 @@ def test_nbest_looks_past_pairs_that_repeat_one_character_span(tokenizer):
     fast = decode([example], windows, starts, ends, settings, nbest=3)
     assert fast == decode_reference([example], windows, starts, ends, settings, nbest=3)
     assert [(text, s, e) for text, s, e, _ in fast[0].nbest] == [("한", 2, 3), ("한 b", 2, 5), ("한 b c", 2, 7)]
+
+
+# --- No answer: null scores, non-overlapping spans, the presence decision (issue 14) ----------------------
+
+
+def _overlap(a: tuple[int, int], b: tuple[int, int]) -> bool:
+    return a[0] < b[1] and b[0] < a[1]
+
+
+@given(
+    data=st.data(),
+    seed=st.integers(0, 2**32 - 1),
+    ties=st.booleans(),
+    n_best_size=st.integers(1, 8),
+    max_spans=st.integers(1, 4),
+    block=st.integers(1, 6),
+    shuffle=st.booleans(),
+)
+def test_decode_equals_the_reference_across_blocks_and_shuffled_windows(
+    tokenizer, strategies, data, seed, ties, n_best_size, max_spans, block, shuffle
+):
+    # Tiny blocks cut between (never within) examples; shuffled windows take the gathering path.
+    examples = data.draw(strategies.qa_examples(max_examples=5, max_words=60))
+    windows = build_windows(examples, tokenizer, WINDOWING)
+    if shuffle:
+        windows = windows.subset(np.random.default_rng(seed).permutation(len(windows)))
+    settings = FeatureSettings(max_length=32, doc_stride=4, n_best_size=n_best_size, max_answer_length=6)
+    starts, ends = random_logits(windows, seed, ties=ties, extra=0, dtype=torch.float32)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("evfeatures.decode._BLOCK_WINDOWS", block)
+        fast = decode(examples, windows, starts, ends, settings, nbest=2, max_spans=max_spans)
+    assert fast == decode_reference(examples, windows, starts, ends, settings, nbest=2, max_spans=max_spans)
+    assert [(p.text, p.score, p.nbest) for p in fast] == [
+        (p.text, p.score, p.nbest) for p in decode(examples, windows, starts, ends, settings, nbest=2)
+    ]
+
+
+@given(data=st.data(), seed=st.integers(0, 2**32 - 1), max_spans=st.integers(0, 5))
+def test_null_scores_and_non_overlapping_spans(tokenizer, strategies, data, seed, max_spans):
+    examples = data.draw(strategies.qa_examples(max_words=60))
+    windows = build_windows(examples, tokenizer, WINDOWING)
+    starts, ends = random_logits(windows, seed, ties=False, extra=0, dtype=torch.float32)
+    predictions = decode(examples, windows, starts, ends, WINDOWING, max_spans=max_spans)
+    plain = decode(examples, windows, starts, ends, WINDOWING)
+    # The new fields leave the old ones as they were.
+    assert [(p.text, p.start, p.end, p.score, p.nbest) for p in predictions] == [(p.text, p.start, p.end, p.score, p.nbest) for p in plain]
+    assert all(p.spans == () for p in plain)
+    more = decode(examples, windows, starts, ends, WINDOWING, max_spans=max_spans + 1)
+    cls = windows.cls_index
+    for k, (example, p) in enumerate(zip(examples, predictions)):
+        mine = np.flatnonzero(windows.example_index == k)
+        assert p.null_score == min(float(starts[w, cls] + ends[w, cls]) for w in mine)
+        if p.score == NO_SCORE or max_spans == 0:
+            assert p.spans == ()
+            continue
+        assert 1 <= len(p.spans) <= max_spans
+        assert p.spans[0] == (p.text, p.start, p.end, p.score), "the best span comes first"
+        assert [sc for *_, sc in p.spans] == sorted((sc for *_, sc in p.spans), reverse=True)
+        for i, (text, s, e, _) in enumerate(p.spans):
+            assert text == example.context[s:e]
+            assert not any(_overlap((s, e), (s2, e2)) for _, s2, e2, _ in p.spans[:i])
+        # Asking for more spans extends the list; it never changes the spans already chosen.
+        assert more[k].spans[: len(p.spans)] == p.spans
+
+
+def test_non_overlapping_spans_skip_those_that_overlap_a_better_one(tokenizer):
+    context = " ".join(f"w{i}" for i in range(12))
+    example = _example(context)
+    windows = build_windows([example], tokenizer, FeatureSettings(max_length=64, doc_stride=4))
+    assert len(windows) == 1
+    # Token of word i: [CLS] sits at 0, [SEP] at 1 (empty question), then two tokens per word ("w", "##i").
+    first = int(np.flatnonzero(windows.offsets[0][:, 0] >= 0)[0])
+
+    def word(i: int) -> int:
+        return first + 2 * i
+
+    starts = torch.zeros(1, int(windows.lengths[0]))
+    ends = torch.zeros_like(starts)
+    starts[0, 0] = ends[0, 0] = 1.0  # CLS: null score 2
+    starts[0, word(2)], ends[0, word(3) + 1] = 9.0, 9.0  # w2 w3: 18
+    starts[0, word(3)] = 8.5  # w3 .. w3 overlaps it: 17.5, skipped
+    starts[0, word(7)], ends[0, word(8) + 1] = 7.0, 7.0  # w7 w8: 14 (w3 .. w8 would overlap)
+    settings = FeatureSettings(max_length=64, doc_stride=4, n_best_size=4, max_answer_length=30)
+    for decoder in (decode, decode_reference):
+        (p,) = decoder([example], windows, starts, ends, settings, max_spans=3)
+        assert p.null_score == 2.0
+        assert [(text, score) for text, _, _, score in p.spans][:2] == [("w2 w3", 18.0), ("w7 w8", 14.0)]
+        assert all(not _overlap((s, e), (p.start, p.end)) for _, s, e, _ in p.spans[1:])
+    (p,) = decode([example], windows, starts, ends, settings, max_spans=3)
+    assert p.na_score == 2.0 - 18.0
+    gone = decide(p, threshold=-16.5, max_spans=3)
+    assert not gone.present and gone.spans == () and gone.margin == 16.0
+    one = decide(p, threshold=-12.5, max_spans=3)
+    assert one.present and [text for text, *_ in one.spans] == ["w2 w3"]
+    both = decide(p, threshold=-12.0, max_spans=3)  # na of w7 w8 is exactly -12: kept
+    assert [text for text, *_ in both.spans][:2] == ["w2 w3", "w7 w8"]
+    assert [text for text, *_ in decide(p, threshold=-11.0, max_spans=1).spans] == ["w2 w3"]
+
+
+def _prediction_with(score: float, null: float, spans: tuple = ()) -> Prediction:
+    return Prediction(
+        "e", "p", "", "ab" if score != NO_SCORE else "", 0, 2 if score != NO_SCORE else 0, score, null_score=null, spans=spans
+    )
+
+
+def test_decide_follows_the_squad_v2_rule_exactly():
+    # na = null - score; no answer iff na > threshold.
+    p = _prediction_with(3.0, 5.0)
+    assert decide(p, 2.0, 1) == Decision("e", True, -2.0, (("ab", 0, 2, 3.0),))
+    assert decide(p, 1.999, 1) == Decision("e", False, -2.0, ())
+    # No span at all: absent whatever the threshold.
+    assert decide(_prediction_with(NO_SCORE, 0.0), 1e9, 3) == Decision("e", False, NO_SCORE, ())
+    # No windows (null -inf) but a span: present.
+    assert decide(_prediction_with(1.0, NO_SCORE), 0.0, 1).present
+    with pytest.raises(ValueError, match="max_spans"):
+        decide(p, 0.0, 0)
+    with pytest.raises(ValueError, match="NaN"):
+        decide(p, float("nan"), 1)
+
+
+@given(
+    data=st.data(),
+    seed=st.integers(0, 2**32 - 1),
+    max_spans=st.integers(1, 4),
+    thresholds=st.lists(st.floats(-15, 15, allow_nan=False), min_size=2, max_size=4),
+)
+def test_decisions_are_substrings_non_overlapping_bounded_and_monotone_in_the_threshold(
+    tokenizer, strategies, data, seed, max_spans, thresholds
+):
+    examples = data.draw(strategies.qa_examples(max_words=60))
+    windows = build_windows(examples, tokenizer, WINDOWING)
+    starts, ends = random_logits(windows, seed, ties=data.draw(st.booleans()), extra=0, dtype=torch.float32)
+    predictions = decode(examples, windows, starts, ends, WINDOWING, max_spans=data.draw(st.integers(0, 4)))
+    for example, p in zip(examples, predictions):
+        previous = None
+        for threshold in sorted(thresholds):
+            d = decide(p, threshold, max_spans)
+            assert d.example_id == example.id
+            assert d.present == bool(d.spans), "present iff some span is reported"
+            assert d.present == (p.score != NO_SCORE and not p.null_score - p.score > threshold)
+            assert len(d.spans) <= max_spans
+            for i, (text, s, e, _) in enumerate(d.spans):
+                assert text == example.context[s:e]
+                assert not any(_overlap((s, e), (s2, e2)) for _, s2, e2, _ in d.spans[:i])
+            if d.present:
+                assert d.spans[0] == (p.text, p.start, p.end, p.score)
+                assert d.margin == p.score - p.null_score
+            if previous is not None and previous.present:
+                # A higher threshold keeps the example present and keeps every span it had.
+                assert d.present and d.spans[: len(previous.spans)] == previous.spans
+            previous = d

@@ -118,6 +118,42 @@ def test_windows_of_an_example_are_contiguous_ordered_and_within_max_length(toke
         assert firsts == sorted(firsts)
 
 
+@given(data=st.data(), settings=window_settings)
+def test_no_answer_examples_are_labelled_at_cls_in_every_window(tokenizer, strategies, data, settings):
+    # SQuAD 2.0: an example without answers says "no evidence" in each of its windows, at the CLS token.
+    drawn = data.draw(strategies.qa_examples())
+    examples = [QAExample(e.id, e.post_id, e.question, e.context, ()) if k % 2 == 0 else e for k, e in enumerate(drawn)]
+    windows = build_windows(examples, tokenizer, settings)
+    assert windows.cls_index == 0
+    for k, example in enumerate(examples):
+        mine = windows_of(windows, k)
+        assert mine, "every example has at least one window"
+        for w in mine:
+            assert windows.input_ids[w][windows.cls_index] == tokenizer.cls_token_id
+            if not example.answers:
+                assert windows.start_positions[w] == windows.end_positions[w] == 0
+                assert not windows.has_answer[w]
+
+
+def test_windows_of_a_long_answerable_post_without_the_answer_are_labelled_at_cls(tokenizer):
+    context = " ".join(f"w{i}" for i in range(120))
+    start = context.index("w110")
+    answer = Answer("w110 w111", start, start + 9)
+    examples = [
+        QAExample(id="a", post_id="p", question="sleep?", context=context, answers=(answer,)),
+        QAExample(id="n", post_id="p", question="sleep?", context=context, answers=()),
+    ]
+    windows = build_windows(examples, tokenizer, FeatureSettings(max_length=40, doc_stride=10))
+    answered, empty = windows_of(windows, 0), windows_of(windows, 1)
+    assert len(answered) == len(empty) > 3
+    holding = [w for w in answered if answer_token_span(windows.offsets[w], answer.start, answer.end) is not None]
+    assert holding and holding[0] > answered[0]
+    for w in answered:
+        labels = (int(windows.start_positions[w]), int(windows.end_positions[w]))
+        assert (labels != (0, 0)) == (w in holding)
+    assert all(windows.start_positions[w] == windows.end_positions[w] == 0 for w in empty)
+
+
 def test_empty_question_gives_cls_sep_context_sep(tokenizer):
     example = QAExample(id="e", post_id="p", question="", context="i feel tired", answers=(Answer("tired", 7, 12),))
     windows = build_windows([example], tokenizer, FeatureSettings(max_length=32, doc_stride=4))

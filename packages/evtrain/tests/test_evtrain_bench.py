@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from rich.console import Console
 
+from evdata.config import SettingsError
 from evdata.dataset import load_dataset
 from evdata.records import Answer, QAExample, symptom_question
 from evfeatures.decode import decode
@@ -177,12 +178,12 @@ def test_attention_dropout_lever_sets_only_attention_probabilities(tiny_model):
     from evmodel.qa import EvidenceQA
     from evmodel.settings import ModelSettings
     from evtrain.components import set_attention_dropout
-    from evtrain.settings import TrainSettings
+    from evtrain.settings import RunSettings
 
     model = EvidenceQA.from_encoder(tiny_model, ModelSettings(), seed=0)
     assert set_attention_dropout(model, 0.0) == model.config.num_hidden_layers
     rates = {name: m.p for name, m in model.named_modules() if isinstance(m, torch.nn.Dropout)}
     assert all(p == 0.0 for name, p in rates.items() if name.endswith("attention.self.dropout"))
     assert all(p == 0.1 for name, p in rates.items() if not name.endswith("attention.self.dropout"))
-    with pytest.raises(ValueError, match="attention_dropout: must be within"):
-        TrainSettings(attention_dropout=1.0)
+    with pytest.raises(SettingsError, match=r"train\.attention_dropout: must be < 1, got 1\.0"):
+        RunSettings().with_changes({"train.attention_dropout": 1.0})

@@ -17,11 +17,12 @@ from hypothesis import strategies as st
 import evtrain.loop as loop
 from evdata.config import SettingsError
 from evdata.dataset import load_dataset
-from evtrain.api import resume_settings, run_training
+from evtrain.api import run_training
 from evtrain.components import window_loader
 from evtrain.errors import TrainingInterrupted
 from evtrain.plan import build_plan, optimizer_steps, resume_position
-from evtrain.runs import RunError, new_run
+from evtrain.runs import new_run
+from evtrain.settings import resume_settings
 
 # -- the plan (pure) ---------------------------------------------------------------------------------------
 
@@ -146,7 +147,7 @@ def test_resume_with_more_epochs_continues_the_run(tiny_corpus, tiny_model, tmp_
 
 def test_resume_refuses_changes_to_what_the_run_learns(tiny_corpus, tiny_model):
     settings = tiny_settings(tiny_corpus, tiny_model)
-    with pytest.raises(RunError, match=r"train\.learning_rate.*train\.seed"):
+    with pytest.raises(SettingsError, match=r"train\.learning_rate.*train\.seed"):
         resume_settings(settings, {"train.learning_rate": 0.5, "train.seed": 7, "train.epochs": 9})
     # Repeating a saved value is no conflict.
     assert resume_settings(settings, {"train.seed": settings.train.seed, "train.epochs": 9}).train.epochs == 9

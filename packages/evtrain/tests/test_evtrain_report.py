@@ -191,7 +191,7 @@ def _records_as_data(**changes) -> list[dict]:
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"start": "seven"}, r"test\.json: .*\$\[0\]\.start: invalid value for type, expected int"),
+        ({"start": "seven"}, r"test\.json: .*\$\[0\]\.start: expected an integer, got 'seven'"),
         ({"gold_texts": []}, r"test\.json, record 0: gold_texts has 0 entries but gold_spans has 1"),
         ({"start": 9, "end": 4}, r"test\.json, record 0: field 'start/end' must satisfy 0 <= start <= end, got \[9, 4\]"),
         ({"example_id": "same"}, r"test\.json, record 1: duplicate example_id 'same' \(first at record 0\)"),
@@ -209,7 +209,7 @@ def test_metrics_file_that_does_not_match_names_file_and_field(tmp_path):
     metrics = json.loads(run.metrics.read_text(encoding="utf-8"))
     metrics["best"]["epoch"] = "three"
     run.metrics.write_text(json.dumps(metrics), encoding="utf-8")
-    with pytest.raises(ReportError, match=r"metrics\.json: .*\$\.best\.epoch: invalid value for type, expected int"):
+    with pytest.raises(ReportError, match=r"metrics\.json: .*\$\.best\.epoch: expected an integer, got 'three'"):
         write_report(run=run.root)
     run.metrics.write_text("[]", encoding="utf-8")
     with pytest.raises(ReportError, match=r"metrics\.json: expected a JSON object, got list"):

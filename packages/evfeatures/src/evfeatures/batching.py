@@ -142,3 +142,47 @@ def subsample_negatives(has_answer: Sequence[bool] | np.ndarray, ratio: float, s
     rng = np.random.default_rng([seed, epoch])
     chosen = rng.choice(negatives, size=keep, replace=False) if keep else np.empty(0, dtype=np.int64)
     return np.sort(np.concatenate([positives, chosen]).astype(np.int64))
+
+
+def sample_examples(
+    has_answer: Sequence[bool] | np.ndarray,
+    hard_negative: Sequence[bool] | np.ndarray,
+    ratio: float,
+    seed: int,
+    epoch: int = 0,
+    *,
+    exclude: Sequence[bool] | np.ndarray | None = None,
+) -> np.ndarray:
+    """Examples to train on this epoch: every answerable one, every hard negative, and a seeded sample of the other no-answer ones.
+
+    With every post asked every symptom, no-answer examples outnumber the others about eight to
+    one; training on all of them would teach little but "no". So each epoch keeps every example
+    with an answer, every hard negative (an annotated distractor, the most informative "no"), and
+    ``round(ratio * n_answerable)`` of the remaining no-answer examples drawn without replacement
+    (all of them when there are fewer; none when ``ratio <= 0``). The draw differs from epoch to
+    epoch and is the same for the same ``(seed, epoch)``. ``exclude`` marks examples never kept,
+    whatever else they are (``QAExample.answer_unknown``: evidence that could not be located).
+    Returns sorted example indices (int64); ``windows_of_examples`` turns them into window indices.
+    """
+    if ratio != ratio:
+        raise ValueError("ratio must be a number, got NaN")
+    if seed < 0 or epoch < 0:
+        raise ValueError(f"seed and epoch must be >= 0, got seed={seed}, epoch={epoch}")
+    answer = np.asarray(has_answer, dtype=bool).reshape(-1)
+    hard = np.asarray(hard_negative, dtype=bool).reshape(-1)
+    excluded = np.zeros_like(answer) if exclude is None else np.asarray(exclude, dtype=bool).reshape(-1)
+    if not answer.size == hard.size == excluded.size:
+        raise ValueError(f"has_answer, hard_negative and exclude differ in length: {answer.size}, {hard.size}, {excluded.size}")
+    always = np.flatnonzero((answer | hard) & ~excluded)
+    others = np.flatnonzero(~answer & ~hard & ~excluded)
+    keep = 0 if ratio <= 0 else min(others.size, round(ratio * int((answer & ~excluded).sum())))
+    # A stream of its own, so the example draw and subsample_negatives' window draw stay independent.
+    rng = np.random.default_rng([seed, epoch, 1])
+    chosen = rng.choice(others, size=keep, replace=False) if keep else np.empty(0, dtype=np.int64)
+    return np.sort(np.concatenate([always, chosen]).astype(np.int64))
+
+
+def windows_of_examples(example_index: Sequence[int] | np.ndarray, examples: Sequence[int] | np.ndarray) -> np.ndarray:
+    """Sorted indices of the windows whose example is one of ``examples`` (as from ``sample_examples``)."""
+    index = np.asarray(example_index, dtype=np.int64).reshape(-1)
+    return np.flatnonzero(np.isin(index, np.asarray(examples, dtype=np.int64).reshape(-1)))

@@ -10,6 +10,14 @@ the tokens' character offsets.
 An example none of whose windows has a valid pair gets ``text=""``, ``start=end=0`` and
 ``score=-inf``, so callers can tell "no answer found" from a real answer.
 
+No answer (SQuAD 2.0): every window's CLS token stands for "no evidence here". An example's
+``null_score`` is the lowest CLS start + end logit over its windows (as the Hugging Face SQuAD v2
+post-processing takes it: an example holds no answer only if even its most answer-like window
+says so). ``decide`` compares it with the best span's score: the example gets no answer when
+``null_score - score`` exceeds a threshold tuned on validation data. With ``max_spans > 0`` a
+prediction also lists the best non-overlapping spans over all windows, so that a post with several
+evidence sentences can report each of them.
+
 ``decode`` does this with array operations over all windows at once (top-n selection, a
 ``[windows, n, n]`` grid of candidate pairs, masks, per-example reductions); ``decode_reference`` is
 the plain loop over windows and candidate pairs that it must agree with exactly. The array work is
@@ -43,7 +51,10 @@ class Prediction:
 
     ``score`` is ``-inf`` (with ``text == ""``, ``start == end == 0``) when no window held a valid
     span. ``nbest`` lists up to the requested number of distinct spans as ``(text, start, end, score)``,
-    best first; the first entry is the answer itself.
+    best first; the first entry is the answer itself. ``null_score`` is the lowest CLS start + end
+    logit over the example's windows (``-inf`` when it has no windows). ``spans`` lists up to the
+    requested number of non-overlapping spans, best first (the first is the answer itself): the
+    candidates in score order, each kept unless it overlaps a span kept before it.
     """
 
     example_id: str
@@ -55,9 +66,29 @@ class Prediction:
     score: float
     symptom: str = ""
     nbest: tuple[NBestEntry, ...] = ()
+    null_score: float = NO_SCORE
+    spans: tuple[NBestEntry, ...] = ()
+
+    @property
+    def na_score(self) -> float:
+        """``null_score - score``, SQuAD 2.0's ``na_prob``: no answer when it exceeds the threshold.
+
+        ``+inf`` when no span was found, ``-inf`` when the example had no windows to give a null score.
+        """
+        if self.score == NO_SCORE:
+            return float("inf")
+        return self.null_score - self.score
 
 
-def _prediction(example: QAExample, span: tuple[int, int] | None, score: float, nbest: tuple[NBestEntry, ...] = ()) -> Prediction:
+def _prediction(
+    example: QAExample,
+    span: tuple[int, int] | None,
+    score: float,
+    nbest: tuple[NBestEntry, ...] = (),
+    *,
+    null_score: float = NO_SCORE,
+    spans: tuple[NBestEntry, ...] = (),
+) -> Prediction:
     start, end = span if span is not None else (0, 0)
     return Prediction(
         example_id=example.id,
@@ -69,7 +100,14 @@ def _prediction(example: QAExample, span: tuple[int, int] | None, score: float, 
         score=score if span is not None else NO_SCORE,
         symptom=example.symptom,
         nbest=nbest,
+        null_score=null_score,
+        spans=spans,
     )
+
+
+def _overlaps(a_start: int, a_end: int, b_start: int, b_end: int) -> bool:
+    """True when the character spans ``[a_start, a_end)`` and ``[b_start, b_end)`` share a character."""
+    return a_start < b_end and b_start < a_end
 
 
 def _float32_array(value: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -209,15 +247,19 @@ def decode(
     settings: FeatureSettings,
     *,
     nbest: int = 0,
+    max_spans: int = 0,
 ) -> list[Prediction]:
     """Best answer span per example from ``[W, L]`` start/end logits (float32 or bf16), vectorised over windows.
 
     Positions at or beyond a window's length are ignored. With ``nbest > 0`` each prediction also
-    carries up to ``nbest`` distinct spans (see ``Prediction``). Gives exactly what
-    ``decode_reference`` gives on the same input.
+    carries up to ``nbest`` distinct spans, and with ``max_spans > 0`` up to ``max_spans``
+    non-overlapping spans (see ``Prediction``); every prediction carries its ``null_score``. Gives
+    exactly what ``decode_reference`` gives on the same input.
     """
     if nbest < 0:
         raise ValueError(f"nbest must be >= 0, got {nbest}")
+    if max_spans < 0:
+        raise ValueError(f"max_spans must be >= 0, got {max_spans}")
     starts, ends = _checked_logits(examples, windows, start_logits, end_logits)
     n_windows, width = starts.shape
     if n_windows == 0:
@@ -226,17 +268,20 @@ def decode(
     lengths = windows.lengths
     base = np.cumsum(lengths) - lengths
     flat = np.concatenate([*windows.offsets, np.full((1, 2), -1, dtype=np.int64)])
+    ex = windows.example_index
 
     window_score = np.full(n_windows, NO_SCORE, dtype=np.float32)
     window_any = np.zeros(n_windows, dtype=bool)
     window_key = np.zeros(n_windows, dtype=np.int64)
     pools: list[dict[str, np.ndarray]] = []
-    for lo in range(0, n_windows, _BLOCK_WINDOWS):
-        hi = min(lo + _BLOCK_WINDOWS, n_windows)
-        s_val, s_idx = _top(starts[lo:hi], n)
-        e_val, e_idx = _top(ends[lo:hi], n)
-        s_off = _char_offsets(s_idx, flat, base[lo:hi], lengths[lo:hi])
-        e_off = _char_offsets(e_idx, flat, base[lo:hi], lengths[lo:hi])
+    kept_spans: list[dict[str, np.ndarray]] = []
+    # Non-overlapping spans are chosen per example, so then a block must hold all windows of its examples.
+    for blk in _blocks(ex, whole_examples=max_spans > 0):
+        ids = np.arange(n_windows)[blk]
+        s_val, s_idx = _top(starts[blk], n)
+        e_val, e_idx = _top(ends[blk], n)
+        s_off = _char_offsets(s_idx, flat, base[blk], lengths[blk])
+        e_off = _char_offsets(e_idx, flat, base[blk], lengths[blk])
         # The [block, n, n] grid of (start candidate, end candidate) pairs.
         span = e_idx[:, None, :] - s_idx[:, :, None]
         valid = (s_off[:, :, None, 0] >= 0) & (e_off[:, None, :, 0] >= 0) & (span >= 0) & (span < settings.max_answer_length)
@@ -245,16 +290,17 @@ def decode(
         # Among a window's valid pairs with the top score, the earliest start, then the earliest end.
         ties = valid & (masked == best[:, None, None])
         key = np.where(ties, s_idx[:, :, None] * width + e_idx[:, None, :], width * width)
-        window_score[lo:hi] = best
-        window_any[lo:hi] = valid.any(axis=(1, 2))
-        window_key[lo:hi] = key.min(axis=(1, 2))
+        window_score[blk] = best
+        window_any[blk] = valid.any(axis=(1, 2))
+        window_key[blk] = key.min(axis=(1, 2))
         if nbest:
             pool = _window_pool(masked, valid, s_idx, e_idx, s_off, e_off, nbest)
-            pool["window"] += lo
+            pool["window"] = ids[pool["window"]]
             pools.append(pool)
+        if max_spans:
+            kept_spans.append(_greedy_spans(masked, valid, s_idx, e_idx, s_off, e_off, ids, ex, max_spans))
 
     # Per example: the top score over its windows, then the earliest window holding it.
-    ex = windows.example_index
     window_score[~window_any] = NO_SCORE
     ex_score = np.full(len(examples), NO_SCORE, dtype=np.float32)
     np.maximum.at(ex_score, ex, window_score)
@@ -273,7 +319,117 @@ def decode(
         spans[e_index] = (s_char[k], e_char[k])
     scores = ex_score.tolist()
     lists = _nbest_lists(examples, windows, pools, nbest) if nbest else [()] * len(examples)
-    return [_prediction(example, spans[k], scores[k], lists[k]) for k, example in enumerate(examples)]
+    span_lists = _span_lists(examples, kept_spans) if max_spans else [()] * len(examples)
+    nulls = _null_scores(starts, ends, ex, windows.cls_index, len(examples))
+    return [
+        _prediction(example, spans[k], scores[k], lists[k], null_score=nulls[k], spans=span_lists[k]) for k, example in enumerate(examples)
+    ]
+
+
+def _blocks(example_index: np.ndarray, *, whole_examples: bool) -> list[slice | np.ndarray]:
+    """Window selections of about ``_BLOCK_WINDOWS`` each; with ``whole_examples`` no example's windows are split.
+
+    Windows of one example are normally contiguous (as ``build_windows`` makes them), and then the
+    blocks are slices; otherwise whole-example blocks gather each example's windows by index.
+    """
+    n = example_index.size
+    if not whole_examples:
+        return [slice(lo, min(lo + _BLOCK_WINDOWS, n)) for lo in range(0, n, _BLOCK_WINDOWS)]
+    contiguous = bool((np.diff(example_index) >= 0).all())
+    order = np.arange(n) if contiguous else np.argsort(example_index, kind="stable")
+    grouped = example_index[order]
+    firsts = np.flatnonzero(np.concatenate([[True], grouped[1:] != grouped[:-1]]))
+    blocks: list[slice | np.ndarray] = []
+    lo = 0
+    while lo < n:
+        # Cut at the last example start within the budget; an example larger than the budget forms its own block.
+        k = int(np.searchsorted(firsts, lo + _BLOCK_WINDOWS, side="right"))
+        hi = n if lo + _BLOCK_WINDOWS >= n else int(firsts[k - 1])
+        if hi <= lo:
+            hi = int(firsts[k]) if k < firsts.size else n
+        blocks.append(slice(lo, hi) if contiguous else order[lo:hi])
+        lo = hi
+    return blocks
+
+
+def _null_scores(starts: np.ndarray, ends: np.ndarray, example_index: np.ndarray, cls_index: int, n_examples: int) -> list[float]:
+    """Per example the lowest CLS start + end logit over its windows (float32 sum); ``-inf`` without windows."""
+    null = np.full(n_examples, np.inf, dtype=np.float32)
+    np.minimum.at(null, example_index, starts[:, cls_index] + ends[:, cls_index])
+    counts = np.bincount(example_index, minlength=n_examples)
+    null[counts == 0] = NO_SCORE
+    return null.tolist()
+
+
+def _greedy_spans(
+    masked: np.ndarray,
+    valid: np.ndarray,
+    s_idx: np.ndarray,
+    e_idx: np.ndarray,
+    s_off: np.ndarray,
+    e_off: np.ndarray,
+    window_ids: np.ndarray,
+    example_index: np.ndarray,
+    max_spans: int,
+) -> dict[str, np.ndarray]:
+    """The ``max_spans`` best non-overlapping spans of each example in a block holding all of its windows.
+
+    Every valid pair of the block is a candidate. Candidates are ordered as the answer is chosen
+    (score, then window, start token, end token), repeated character spans dropped, and then each
+    round keeps, for every example at once, its best candidate still alive and drops the
+    candidates overlapping it: the greedy scan of the reference decoder, one array pass per round.
+    """
+    rows, i, j = np.nonzero(valid)
+    window = window_ids[rows]
+    cand = {
+        "example": example_index[window],
+        "score": masked[rows, i, j],
+        "window": window,
+        "s_tok": s_idx[rows, i],
+        "e_tok": e_idx[rows, j],
+        "s_char": s_off[rows, i, 0],
+        "e_char": e_off[rows, j, 1],
+    }
+    order = np.lexsort((cand["e_tok"], cand["s_tok"], cand["window"], -cand["score"], cand["example"]))
+    cand = {k: v[order] for k, v in cand.items()}
+    cand = _first_per_key(cand, ("example", "s_char", "e_char"))
+    example, s_char, e_char = cand["example"], cand["s_char"], cand["e_char"]
+    size = example.size
+    if size == 0:
+        return cand
+    # Candidates are grouped by example; ``group`` numbers the groups 0, 1, ...
+    group = np.concatenate([[0], np.cumsum(example[1:] != example[:-1])])
+    n_groups = int(group[-1]) + 1
+    alive = np.ones(size, dtype=bool)
+    picked: list[np.ndarray] = []
+    for _ in range(max_spans):
+        live = np.flatnonzero(alive)
+        if live.size == 0:
+            break
+        heads = live[np.concatenate([[True], group[live][1:] != group[live][:-1]])]
+        picked.append(heads)
+        has = np.zeros(n_groups, dtype=bool)
+        pick_start = np.zeros(n_groups, dtype=np.int64)
+        pick_end = np.zeros(n_groups, dtype=np.int64)
+        has[group[heads]] = True
+        pick_start[group[heads]] = s_char[heads]
+        pick_end[group[heads]] = e_char[heads]
+        alive &= ~(has[group] & (s_char < pick_end[group]) & (pick_start[group] < e_char))
+        alive[heads] = False
+    # Within an example each round's pick comes later in candidate order, so index order is rank order.
+    keep = np.sort(np.concatenate(picked))
+    return {k: v[keep] for k, v in cand.items()}
+
+
+def _span_lists(examples: Sequence[QAExample], blocks: list[dict[str, np.ndarray]]) -> list[tuple[NBestEntry, ...]]:
+    """Each example's kept non-overlapping spans as ``(text, start, end, score)`` entries, best first."""
+    lists: list[list[NBestEntry]] = [[] for _ in examples]
+    for kept in blocks:
+        for e_index, s_char, e_char, score in zip(
+            kept["example"].tolist(), kept["s_char"].tolist(), kept["e_char"].tolist(), kept["score"].tolist()
+        ):
+            lists[e_index].append((examples[e_index].context[s_char:e_char], s_char, e_char, score))
+    return [tuple(entries) for entries in lists]
 
 
 def _nbest_lists(
@@ -302,6 +458,7 @@ def decode_reference(
     settings: FeatureSettings,
     *,
     nbest: int = 0,
+    max_spans: int = 0,
 ) -> list[Prediction]:
     """The slow, obviously correct decoder: a Python loop over windows and candidate pairs (for tests and benchmarks).
 
@@ -309,14 +466,19 @@ def decode_reference(
     """
     if nbest < 0:
         raise ValueError(f"nbest must be >= 0, got {nbest}")
+    if max_spans < 0:
+        raise ValueError(f"max_spans must be >= 0, got {max_spans}")
     starts, ends = _checked_logits(examples, windows, start_logits, end_logits)
     n = min(settings.n_best_size, starts.shape[1]) if len(windows) else 0
     windows_of: list[list[int]] = [[] for _ in examples]
     for w, e_index in enumerate(windows.example_index.tolist()):
         windows_of[e_index].append(w)
 
+    cls = windows.cls_index
     predictions = []
     for e_index, example in enumerate(examples):
+        # The example's no-answer score: its lowest CLS start + end over its windows (float32 sums).
+        null_score = min((float(starts[w, cls] + ends[w, cls]) for w in windows_of[e_index]), default=NO_SCORE)
         candidates: list[tuple[float, int, int, int]] = []
         for w in windows_of[e_index]:
             length = int(windows.lengths[w])
@@ -334,18 +496,67 @@ def decode_reference(
                     candidates.append((float(s_row[i] + e_row[j]), w, i, j))
         candidates.sort(key=lambda c: (-c[0], c[1], c[2], c[3]))
         entries: list[NBestEntry] = []
+        kept: list[NBestEntry] = []
         seen: set[tuple[int, int]] = set()
         for score, w, i, j in candidates:
             span = (int(windows.offsets[w][i, 0]), int(windows.offsets[w][j, 1]))
             if span in seen:
                 continue
             seen.add(span)
-            entries.append((example.context[span[0] : span[1]], span[0], span[1], score))
-            if len(entries) >= max(nbest, 1):
+            entry = (example.context[span[0] : span[1]], span[0], span[1], score)
+            if len(entries) < max(nbest, 1):
+                entries.append(entry)
+            # Greedy: a span is kept unless it overlaps one kept before it (a better one).
+            if len(kept) < max_spans and not any(_overlaps(span[0], span[1], k[1], k[2]) for k in kept):
+                kept.append(entry)
+            if len(entries) >= max(nbest, 1) and len(kept) >= max_spans:
                 break
         if not entries:
-            predictions.append(_prediction(example, None, NO_SCORE))
+            predictions.append(_prediction(example, None, NO_SCORE, null_score=null_score))
             continue
         _, start, end, score = entries[0]
-        predictions.append(_prediction(example, (start, end), score, tuple(entries) if nbest else ()))
+        predictions.append(
+            _prediction(example, (start, end), score, tuple(entries) if nbest else (), null_score=null_score, spans=tuple(kept))
+        )
     return predictions
+
+
+@attrs.frozen
+class Decision:
+    """Whether an example holds evidence, by how much, and the evidence spans reported for it.
+
+    ``margin`` is ``score - null_score`` of the best span (``-inf`` when no span was found): the
+    example is ``present`` when ``margin >= -threshold``. ``spans`` are ``(text, start, end, score)``
+    entries, best first, non-overlapping; empty when the example is absent.
+    """
+
+    example_id: str
+    present: bool
+    margin: float
+    spans: tuple[NBestEntry, ...] = ()
+
+
+def decide(prediction: Prediction, threshold: float, max_spans: int) -> Decision:
+    """Say whether ``prediction``'s example holds evidence, and which spans to report (SQuAD 2.0 rule).
+
+    The example gets no answer when ``null_score - score > threshold`` (the official SQuAD 2.0
+    evaluation's ``na_prob > thresh``, the Hugging Face ``null_score_diff_threshold``), or when no
+    span was found at all. Otherwise it is present, and its spans are those of
+    ``prediction.spans`` (or, when decoded without ``max_spans``, the answer itself) that pass the
+    same test on their own score, ``null_score - span score <= threshold``, at most ``max_spans`` of
+    them. The best span always passes, so a present example has at least one span; raising the
+    threshold never turns a present example absent and never drops a span.
+    """
+    if max_spans < 1:
+        raise ValueError(f"max_spans must be >= 1, got {max_spans}")
+    if threshold != threshold:
+        raise ValueError("threshold must be a number, got NaN")
+    if prediction.score == NO_SCORE:
+        return Decision(prediction.example_id, False, NO_SCORE)
+    null = prediction.null_score
+    margin = prediction.score - null
+    if null - prediction.score > threshold:
+        return Decision(prediction.example_id, False, margin)
+    candidates = prediction.spans or ((prediction.text, prediction.start, prediction.end, prediction.score),)
+    spans = tuple(entry for entry in candidates if not null - entry[3] > threshold)[:max_spans]
+    return Decision(prediction.example_id, True, margin, spans)

@@ -4,7 +4,8 @@ A long post does not fit one encoder input, so each (question, context) pair bec
 overlapping windows (``truncation="only_second"`` with ``stride=doc_stride``). Every window keeps
 the index of its example, character offsets for its context tokens (``(-1, -1)`` for everything
 else), and training labels: the token span of the first answer that lies wholly inside the window's
-context, or the CLS index when there is none.
+context, or the CLS index when there is none. So an example without answers (a "no evidence"
+example) is labelled at CLS in every one of its windows, the SQuAD 2.0 convention.
 
 The labelling steps are pure functions (``context_offsets``, ``answer_token_span``,
 ``label_window``) so each can be tested alone.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,45 +22,11 @@ from evtrain.components import configure_threads
 from evtrain.evaluation import EvalResult, evaluate_windows, prediction_records
 from evtrain.loop import RunResult, train
 from evtrain.precision import PrecisionPlan, resolve_precision
-from evtrain.predict import predict_posts, read_input_posts
+from evtrain.predict import predict_posts, prediction_table, read_input_posts, write_prediction_csv
 from evtrain.records import SplitEvaluation, read_metrics
 from evtrain.runs import RUNS_ROOT, RunError, RunPaths, new_run, resolve_run, update_latest
 from evtrain.settings import RunSettings
 from evtrain.summary import print_run_summary
-
-RESUMABLE_SETTINGS = (
-    "train.epochs",
-    "train.max_steps",
-    "train.patience",
-    "train.log_every_steps",
-    "train.save_state_every_steps",
-    "train.num_threads",
-    "train.num_workers",
-    "train.eval_batch_size",
-)
-"""Settings a resumed run may change: how long it trains and how it runs, never what it learns from."""
-
-
-def resume_settings(saved: RunSettings, changes: Mapping[str, Any]) -> RunSettings:
-    """A resumed run's settings: its saved ones, with the requested ``changes`` that make sense on resume.
-
-    A change to anything else (the data, the model, the seed, the learning rate, ...) would make the
-    resumed run a different run: that is a ``RunError`` listing each conflicting key, saved and requested.
-    """
-    conflicts = []
-    allowed = {}
-    for key, value in changes.items():
-        if key in RESUMABLE_SETTINGS:
-            allowed[key] = value
-        elif saved.with_changes({key: value}).value(key) != saved.value(key):
-            conflicts.append(f"{key} (saved {saved.value(key)!r}, requested {value!r})")
-    if conflicts:
-        raise RunError(
-            "--resume continues a run with its saved settings; these would change what it learns: "
-            + "; ".join(conflicts)
-            + f". Start a new run instead, or change only {', '.join(RESUMABLE_SETTINGS)}"
-        )
-    return saved.with_changes(allowed)
 
 
 def run_training(
@@ -107,8 +73,10 @@ class InferenceSetup:
     def pad_id(self) -> int:
         return pad_token_id(self.tokenizer)
 
-    def evaluate(self, examples: Sequence[QAExample], windows: Windows, settings: RunSettings) -> EvalResult:
-        """Forward, decode and score ``windows`` with this checkpoint, as ``invoke evaluate`` does."""
+    def evaluate(
+        self, examples: Sequence[QAExample], windows: Windows, settings: RunSettings, threshold: float | None = None
+    ) -> EvalResult:
+        """Forward, decode and score ``windows`` with this checkpoint at ``threshold`` (None: tuned on them), as ``invoke evaluate`` does."""
         return evaluate_windows(
             self.model,
             examples,
@@ -118,7 +86,25 @@ class InferenceSetup:
             pad_token_id=self.pad_id,
             device=self.device,
             precision=self.precision,
+            threshold=threshold,
         )
+
+
+def run_threshold(run: RunPaths, settings: RunSettings) -> float:
+    """The no-answer threshold to apply with a saved run: ``features.null_threshold`` when set, else the one in metrics.json.
+
+    Never re-tuned here: a run's threshold is chosen on validation when it trains, and test figures use it.
+    """
+    fixed = settings.features.fixed_null_threshold
+    if fixed is not None:
+        return fixed
+    stored = read_metrics(run.metrics).null_threshold if run.metrics.is_file() else None
+    if stored is None:
+        raise RunError(
+            f"{run.root}: no no-answer threshold stored in {run.metrics.name} (a run trained before no-answer decoding, or unfinished); "
+            "set one with --set features.null_threshold=VALUE"
+        )
+    return float(stored)
 
 
 def load_for_inference(model_dir: str | Path, settings: RunSettings) -> InferenceSetup:
@@ -150,14 +136,28 @@ def run_evaluation(
         raise RunError(f"unknown split {split!r}: choose one of {', '.join(dataset.split.examples)}")
     if not examples:
         raise RunError(f"the {split} split has no examples")
+    examples = tuple(ex for ex in examples if not ex.answer_unknown)
+    threshold = run_threshold(run, settings)
     setup = load_for_inference(run.model, settings)
     windows = build_windows(examples, setup.tokenizer, settings.features)
-    result = setup.evaluate(examples, windows, settings)
+    result = setup.evaluate(examples, windows, settings, threshold)
     evaluation = SplitEvaluation(split, result.scores, result.seconds, result.windows)
     write_record(run.split_metrics(split), evaluation)
-    write_record(run.split_predictions(split), prediction_records(examples, result.predictions))
-    table = Table(title=f"evaluate {run.root} on {split}")
-    for col in ("split", "F1", "EM", "n", "recorded F1", "recorded EM", "same"):
+    write_record(run.split_predictions(split), prediction_records(examples, result.predictions, result.decisions))
+    table = Table(title=f"evaluate {run.root} on {split} (no-answer threshold {threshold:.3f})")
+    for col in (
+        "split",
+        "F1",
+        "EM",
+        "HasAns F1",
+        "NoAns acc",
+        "symptom macro F1",
+        "evidence F1",
+        "n",
+        "recorded F1",
+        "recorded EM",
+        "same",
+    ):
         table.add_column(col, justify="right")
     recorded = _recorded(run, split)
     scores = result.scores
@@ -166,6 +166,10 @@ def run_evaluation(
         split,
         f"{scores.f1:.4f}",
         f"{scores.exact_match:.4f}",
+        f"{scores.has_ans_f1:.2f}",
+        f"{scores.no_ans_exact:.2f}",
+        f"{scores.symptom_macro_f1:.2f}",
+        f"{scores.evidence_f1:.2f}",
         str(scores.n),
         f"{recorded.f1:.4f}" if recorded else "-",
         f"{recorded.exact_match:.4f}" if recorded else "-",
@@ -198,6 +202,7 @@ def run_prediction(
     """Evidence spans for the posts in ``input_path``, written as JSON (default: run/predictions/<input stem>.predict.json)."""
     console = console or Console()
     settings = RunSettings.load(run.settings)
+    threshold = run_threshold(run, settings)
     setup = load_for_inference(run.model, settings)
     posts = read_input_posts(input_path)
     records = predict_posts(
@@ -209,23 +214,18 @@ def run_prediction(
         batch_size=settings.train.eval_batch_size,
         device=setup.device,
         precision=setup.precision,
+        threshold=threshold,
         show_progress=show_progress,
     )
     out = Path(output) if output else run.predictions / f"{Path(input_path).stem}.predict.json"
-    write_record(out, records)
-    table = Table(title=f"predictions ({len(posts)} posts, {settings.data.question_mode} mode)")
-    for col in ("post_id", "symptom", "score", "evidence"):
-        table.add_column(col)
-    for r in sorted(records, key=lambda r: -(r.score if r.score is not None else -1e9))[:15]:
-        text = r.prediction_text.replace("\n", " ")
-        table.add_row(
-            r.post_id,
-            r.symptom or "-",
-            f"{r.score:.2f}" if r.score is not None else "-",
-            text[:90] + ("…" if len(text) > 90 else ""),
-        )
-    console.print(table)
-    console.print(f"wrote {len(records)} records to {out}")
+    if out.suffix.lower() == ".csv":
+        write_prediction_csv(out, records)
+    else:
+        write_record(out, records)
+    console.print(prediction_table(records, len(posts), settings.data.question_mode, threshold))
+    n_posts = len({r.post_id for r in records})
+    with_evidence = len({r.post_id for r in records if r.present})
+    console.print(f"{with_evidence} of {n_posts} posts hold evidence at threshold {threshold:.3f}; wrote {len(records)} records to {out}")
     return out
 
 

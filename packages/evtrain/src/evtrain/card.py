@@ -78,10 +78,13 @@ def card_text(settings: RunSettings, metrics: RunMetrics) -> str:
         f"| seed | {t.seed} |",
         f"| best checkpoint | validation {metrics.best.metric} {metrics.best.value:.2f} at epoch {metrics.best.epoch}, step {metrics.best.step} |",
         "",
-        "## Results (SQuAD-style percentages, best checkpoint)",
+        "## Results (SQuAD 2.0 percentages, best checkpoint)",
         "",
-        "| split | system | F1 | EM | n |",
-        "|---|---|---|---|---|",
+        f"No-answer threshold: {metrics.null_threshold if metrics.null_threshold is not None else 'none'} ({metrics.threshold_source or 'n/a'}): "
+        "a (post, symptom) holds no evidence when null score - best span score exceeds it.",
+        "",
+        "| split | system | F1 | EM | HasAns F1 | NoAns acc | symptom macro F1 | n |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for split in ("val", "test"):
         scores = metrics.split(split)
@@ -106,7 +109,10 @@ def card_text(settings: RunSettings, metrics: RunMetrics) -> str:
 
 
 def _row(split: str, system: str, scores: Scores) -> str:
-    return f"| {split} | {system} | {scores.f1:.2f} | {scores.exact_match:.2f} | {scores.n} |"
+    return (
+        f"| {split} | {system} | {scores.f1:.2f} | {scores.exact_match:.2f} | {scores.has_ans_f1:.2f} | {scores.no_ans_exact:.2f} | "
+        f"{scores.symptom_macro_f1:.2f} | {scores.n} |"
+    )
 
 
 def write_model_card(model_dir: Path, settings: RunSettings, metrics: RunMetrics) -> Path:

@@ -11,23 +11,27 @@ import torch
 
 from evdata.records import QAExample
 from evfeatures.batching import collate, sorted_batches
-from evfeatures.decode import Prediction, decode
+from evfeatures.decode import Decision, Prediction, decide, decode
 from evfeatures.settings import FeatureSettings
 from evfeatures.windows import Windows
-from evtrain.metrics import best_over_golds, squad_scores
+from evtrain.metrics import DecisionScores, best_over_golds, best_threshold, decision_scores, squad_scores, squad_v2_scores
 from evtrain.precision import PrecisionPlan
-from evtrain.records import PredictionRecord, Scores, scores_from
+from evtrain.records import PredictionRecord, Scores, SpanRecord, SymptomRow, scores_from
 
 
 @attrs.frozen
 class EvalResult:
-    """Scores (SQuAD percentages), one prediction per example, and how long it took."""
+    """Scores (SQuAD 2.0 percentages at ``threshold``), one prediction and decision per example, and how long it took."""
 
     scores: Scores
     predictions: tuple[Prediction, ...]
     seconds: float
     windows: int
     real_tokens: int
+    decisions: tuple[Decision, ...] = ()
+    threshold: float = 0.0
+    """The no-answer threshold applied (tuned on these examples when none was given)."""
+    tuned: bool = False
 
 
 def inference_model(model: torch.nn.Module, precision: PrecisionPlan) -> tuple[torch.nn.Module, PrecisionPlan]:
@@ -95,13 +99,100 @@ def evaluate_windows(
     pad_token_id: int,
     device: torch.device,
     precision: PrecisionPlan,
+    threshold: float | None = None,
 ) -> EvalResult:
-    """Forward every window, decode each example's best span, score against its gold answers."""
+    """Forward every window, decode, decide presence at ``threshold``, score against the gold answers.
+
+    ``threshold=None`` tunes it on these examples (``best_threshold``: SQuAD 2.0 best F1); that is what
+    validation does. Test and ``invoke evaluate`` pass the run's stored threshold and never re-tune.
+    """
     t0 = time.perf_counter()
     start, end = window_logits(model, windows, batch_size=batch_size, pad_token_id=pad_token_id, device=device, precision=precision)
-    predictions = decode(examples, windows, start, end, features)
-    scores = score_predictions(examples, predictions)
-    return EvalResult(scores, tuple(predictions), time.perf_counter() - t0, len(windows), int(windows.lengths.sum()))
+    predictions = decode(examples, windows, start, end, features, max_spans=features.max_spans)
+    scores, decisions, applied = decide_and_score(examples, predictions, threshold, features.max_spans)
+    return EvalResult(
+        scores,
+        tuple(predictions),
+        time.perf_counter() - t0,
+        len(windows),
+        int(windows.lengths.sum()),
+        decisions,
+        applied,
+        threshold is None,
+    )
+
+
+def _na_probs(examples: Sequence[QAExample], predictions: Sequence[Prediction]) -> tuple[dict, dict, dict]:
+    by_id = {p.example_id: p for p in predictions}
+    kept = [e for e in examples if not e.answer_unknown and e.id in by_id]
+    preds = {e.id: by_id[e.id].text for e in kept}
+    golds = {e.id: [a.text for a in e.answers] for e in kept}
+    # A finite stand-in for "no span found" (+inf) keeps the threshold sweep and the JSON finite.
+    na = {e.id: min(by_id[e.id].na_score, 1e9) for e in kept}
+    return preds, golds, na
+
+
+def tune_threshold(examples: Sequence[QAExample], predictions: Sequence[Prediction]) -> float:
+    """The no-answer threshold that maximises SQuAD 2.0 F1 on ``examples`` (``answer_unknown`` ones left out)."""
+    preds, golds, na = _na_probs(examples, predictions)
+    return float(best_threshold(preds, golds, na)) if golds else 0.0
+
+
+def threshold_curve(examples: Sequence[QAExample], predictions: Sequence[Prediction], points: int = 80) -> list[tuple[float, float]]:
+    """SQuAD 2.0 F1 (%) at thresholds spread over the examples' no-answer scores (for the report's plot)."""
+    preds, golds, na = _na_probs(examples, predictions)
+    values = sorted(v for v in na.values() if v < 1e9)
+    if not values:
+        return []
+    lo, hi = values[0] - 1.0, values[-1] + 1.0
+    grid = [lo + (hi - lo) * k / (points - 1) for k in range(points)]
+    return [(t, squad_v2_scores(preds, golds, na, t).f1) for t in grid]
+
+
+def decide_and_score(
+    examples: Sequence[QAExample], predictions: Sequence[Prediction], threshold: float | None, max_spans: int
+) -> tuple[Scores, tuple[Decision, ...], float]:
+    """Decisions at ``threshold`` (tuned on these examples when None), their ``Scores`` and the threshold applied."""
+    applied = tune_threshold(examples, predictions) if threshold is None else float(threshold)
+    decisions = tuple(decide(p, applied, max_spans) for p in predictions)
+    preds, golds, na = _na_probs(examples, predictions)
+    sweep = squad_v2_scores(preds, golds, na, applied) if golds else None
+    scores = scores_from_decisions(
+        decision_scores(examples, decisions), applied, sweep.best_f1 if sweep else None, sweep.best_f1_thresh if sweep else None
+    )
+    return scores, decisions, applied
+
+
+def scores_from_decisions(
+    figures: DecisionScores, threshold: float | None, best_f1: float | None = None, best_f1_thresh: float | None = None
+) -> Scores:
+    """``Scores`` (percentages) from ``decision_scores``' figures; detection and evidence fractions become percentages."""
+    q, d, e = figures.squad, figures.detection, figures.evidence
+    return Scores(
+        exact_match=q.exact,
+        f1=q.f1,
+        n=q.total,
+        has_ans_exact=q.has_ans_exact,
+        has_ans_f1=q.has_ans_f1,
+        has_ans_total=q.has_ans_total,
+        no_ans_exact=q.no_ans_exact,
+        no_ans_total=q.no_ans_total,
+        best_f1=best_f1,
+        best_f1_thresh=best_f1_thresh,
+        threshold=threshold,
+        symptom_micro_f1=100.0 * d.micro_f1,
+        symptom_macro_precision=100.0 * d.macro_precision,
+        symptom_macro_recall=100.0 * d.macro_recall,
+        symptom_macro_f1=100.0 * d.macro_f1,
+        evidence_precision=100.0 * e.precision,
+        evidence_recall=100.0 * e.recall,
+        evidence_f1=100.0 * e.f1,
+        excluded=figures.excluded,
+        per_symptom=[
+            SymptomRow(r.symptom, 100.0 * r.precision, 100.0 * r.recall, 100.0 * r.f1, r.support, r.predicted, r.true_positives)
+            for r in d.per_symptom
+        ],
+    )
 
 
 def score_predictions(examples: Sequence[QAExample], predictions: Sequence[Prediction]) -> Scores:
@@ -111,12 +202,22 @@ def score_predictions(examples: Sequence[QAExample], predictions: Sequence[Predi
     return scores_from(squad_scores(by_id, golds))
 
 
-def prediction_records(examples: Sequence[QAExample], predictions: Sequence[Prediction]) -> list[PredictionRecord]:
-    """The predictions/<split>.json records of DESIGN.md (plus symptom and per-example scores)."""
+def prediction_records(
+    examples: Sequence[QAExample], predictions: Sequence[Prediction], decisions: Sequence[Decision] = ()
+) -> list[PredictionRecord]:
+    """The predictions/<split>.json records of DESIGN.md (plus symptom, per-example scores and the no-answer decision).
+
+    With ``decisions`` an absent example records ``prediction_text == ""`` (start = end = 0) and is scored so.
+    """
     by_id = {p.example_id: p for p in predictions}
+    decided = {d.example_id: d for d in decisions}
     records = []
     for ex in examples:
         p = by_id.get(ex.id)
+        d = decided.get(ex.id)
+        present = d.present if d is not None else p is not None and p.score != float("-inf")
+        if d is not None and not present:
+            p = attrs.evolve(p, text="", start=0, end=0) if p else None
         text = p.text if p else ""
         gold = [a.text for a in ex.answers]
         em, f1 = best_over_golds(text, gold)
@@ -134,6 +235,10 @@ def prediction_records(examples: Sequence[QAExample], predictions: Sequence[Pred
                 gold_spans=[(a.start, a.end) for a in ex.answers],
                 exact_match=em,
                 f1=f1,
+                present=bool(present),
+                null_score=_finite(p.null_score) if p else None,
+                margin=_finite(d.margin) if d is not None else None,
+                spans=[SpanRecord(t, s, e, float(sc)) for t, s, e, sc in d.spans] if d is not None else [],
             )
         )
     return records

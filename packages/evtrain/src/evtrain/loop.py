@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -22,14 +23,14 @@ from evdata.atomic import atomic_write_text
 from evdata.config import write_record
 from evdata.dataset import Dataset
 from evdata.records import QAExample
-from evfeatures.batching import length_grouped_batches, subsample_negatives
+from evfeatures.batching import length_grouped_batches, sample_examples, subsample_negatives, windows_of_examples
 from evfeatures.windows import Windows, build_windows, check_window_settings
 from evmodel.checkpoint import load_checkpoint, save_checkpoint
 from evmodel.device import resolve_device
 from evmodel.kernels import use_fp32_attention
 from evmodel.loading import load_tokenizer, pad_token_id, resolve_model
 from evmodel.qa import EvidenceQA
-from evtrain.baselines import baseline_scores
+from evtrain.baselines import baseline_decisions
 from evtrain.card import write_model_card
 from evtrain.components import (
     build_optimizer,
@@ -44,7 +45,7 @@ from evtrain.evaluation import EvalResult, evaluate_windows, prediction_records
 from evtrain.plan import MicroBatch, build_plan, optimizer_steps, resume_position
 from evtrain.plots import plot_training_curves
 from evtrain.precision import PrecisionPlan, resolve_precision
-from evtrain.records import Best, EvaluationReport, HistoryRow, Progress, RunMetrics, Scores, SplitEvaluation, scores_from
+from evtrain.records import Best, EvaluationReport, HistoryRow, Progress, RunMetrics, Scores, SplitEvaluation
 from evtrain.runs import RunPaths, attach_log, detach_log
 from evtrain.settings import RunSettings
 from evtrain.state import latest_state, load_state, save_state
@@ -121,7 +122,7 @@ def train(
         m = setup_model(settings)
         data = setup_data(settings, dataset, m.tokenizer)
         plan = build_plan(
-            lambda epoch: epoch_batches(data.windows["train"], settings, epoch),
+            lambda epoch: epoch_batches(data.windows["train"], data.examples["train"], settings, epoch),
             epochs=t.epochs,
             grad_accum_steps=t.grad_accum_steps,
             max_steps=t.max_steps,
@@ -184,7 +185,9 @@ def setup_model(settings: RunSettings) -> ModelSetup:
     model = EvidenceQA.from_encoder(model_path, settings.model, seed=t.seed).to(device)
     set_attention_dropout(model, t.attention_dropout)
     if device.type == "cpu" and t.cpu_attention_fp32 and precision.autocast_dtype is not None:
-        use_fp32_attention(model)
+        # Checks itself on a probe batch; on a mismatch it falls back to sdpa with one warning naming the setting.
+        attention = use_fp32_attention(model)
+        log.info("train.cpu_attention_fp32: %s", "active" if attention.active else f"off ({attention.reason})")
     if settings.model.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     forward = torch.compile(model, dynamic=True) if t.compile else model
@@ -192,9 +195,16 @@ def setup_model(settings: RunSettings) -> ModelSetup:
 
 
 def setup_data(settings: RunSettings, dataset: Dataset, tokenizer: object) -> DataSetup:
-    """The split's examples and their windows; training needs a training and a validation split."""
+    """The split's examples and their windows; training needs a training and a validation split.
+
+    Examples whose evidence could not be located (``answer_unknown``) are neither positives nor
+    negatives: they are left out of training and scoring.
+    """
     split = dataset.split.examples
-    examples = {name: tuple(split.get(name, ())) for name in ("train", "val", "test")}
+    examples = {name: tuple(ex for ex in split.get(name, ()) if not ex.answer_unknown) for name in ("train", "val", "test")}
+    unknown = sum(1 for exs in split.values() for ex in exs if ex.answer_unknown)
+    if unknown:
+        log.info("left out %d example(s) whose evidence could not be located", unknown)
     if not examples["train"]:
         raise ValueError("the training split is empty: check data.train_ratio and the corpus (invoke data)")
     if not examples["val"]:
@@ -205,15 +215,54 @@ def setup_data(settings: RunSettings, dataset: Dataset, tokenizer: object) -> Da
     questions = sorted({ex.question for exs in examples.values() for ex in exs})
     check_window_settings(settings.features, tokenizer, questions)
     windows = {name: build_windows(exs, tokenizer, settings.features) for name, exs in examples.items() if exs}
+    examples[VAL_SAMPLE], windows[VAL_SAMPLE] = validation_sample(examples["val"], windows["val"], settings.train)
     log.info("windows: %s", {k: len(v) for k, v in windows.items()})
     log.info("train windows with an answer: %d of %d", int(windows["train"].has_answer.sum()), len(windows["train"]))
+    log.info("train examples without an answer: %d of %d", sum(not ex.has_answer for ex in examples["train"]), len(examples["train"]))
     return DataSetup(examples, windows)
 
 
-def epoch_batches(windows: Windows, settings: RunSettings, epoch: int) -> list[list[int]]:
-    """Epoch ``epoch``'s training batches: a seeded share of answer-less windows, length-grouped, shuffled."""
+VAL_SAMPLE = "val_sample"
+"""The examples validation scores after each epoch (``validation_sample``); never a split of its own in metrics.json."""
+
+
+def validation_sample(examples: tuple[QAExample, ...], windows: Windows, t) -> tuple[tuple[QAExample, ...], Windows]:
+    """The fixed, seeded sample of validation examples scored after each epoch (``train.val_no_answer_ratio``), and their windows."""
+    if math.isinf(t.val_no_answer_ratio):
+        return examples, windows
+    chosen = sample_examples([ex.has_answer for ex in examples], [ex.hard_negative for ex in examples], t.val_no_answer_ratio, t.seed, 0)
+    kept = windows_of_examples(windows.example_index, chosen)
+    sample = windows.subset(kept)
+    # Windows refer to examples by position: renumber them into the sample.
+    sample = attrs.evolve(sample, example_index=np.searchsorted(chosen, sample.example_index).astype(np.int64))
+    return tuple(examples[int(i)] for i in chosen), sample
+
+
+def epoch_windows(windows: Windows, examples: Sequence[QAExample], settings: RunSettings, epoch: int) -> np.ndarray:
+    """Epoch ``epoch``'s training windows (sorted): those of the sampled examples, then a seeded share of answer-less windows.
+
+    Every answerable example and every hard negative is kept; ``train.no_answer_ratio`` no-answer
+    examples per answerable one are drawn afresh each epoch (``sample_examples``). All windows of a
+    no-answer example are labelled CLS; ``train.negative_window_ratio`` then keeps a share of the
+    answer-less windows.
+    """
     t = settings.train
-    kept = subsample_negatives(windows.has_answer, t.negative_window_ratio, t.seed, epoch)
+    chosen = sample_examples(
+        [ex.has_answer for ex in examples],
+        [ex.hard_negative for ex in examples],
+        t.no_answer_ratio,
+        t.seed,
+        epoch,
+        exclude=[ex.answer_unknown for ex in examples],
+    )
+    candidates = windows_of_examples(windows.example_index, chosen)
+    return candidates[subsample_negatives(windows.has_answer[candidates], t.negative_window_ratio, t.seed, epoch)]
+
+
+def epoch_batches(windows: Windows, examples: Sequence[QAExample], settings: RunSettings, epoch: int) -> list[list[int]]:
+    """Epoch ``epoch``'s training batches: the sampled examples' windows (``epoch_windows``), length-grouped, shuffled."""
+    t = settings.train
+    kept = epoch_windows(windows, examples, settings, epoch)
     batches = length_grouped_batches(
         windows.lengths[kept], t.batch_size, group_size=settings.features.length_group_size, seed=t.seed, epoch=epoch
     )
@@ -295,8 +344,10 @@ def _non_finite(data: DataSetup, mb: MicroBatch, loss: torch.Tensor, run: RunPat
 # -- validation, checkpoints, states ---------------------------------------------------------------------------
 
 
-def evaluate(m: ModelSetup, model: torch.nn.Module, data: DataSetup, split: str, settings: RunSettings) -> EvalResult:
-    """Forward, decode and score one split with ``model``."""
+def evaluate(
+    m: ModelSetup, model: torch.nn.Module, data: DataSetup, split: str, settings: RunSettings, threshold: float | None = None
+) -> EvalResult:
+    """Forward, decode and score one split with ``model`` at ``threshold`` (else the setting's; else tuned on the split)."""
     return evaluate_windows(
         model,
         data.examples[split],
@@ -306,6 +357,7 @@ def evaluate(m: ModelSetup, model: torch.nn.Module, data: DataSetup, split: str,
         pad_token_id=m.pad_id,
         device=m.device,
         precision=m.precision,
+        threshold=threshold if threshold is not None else settings.features.fixed_null_threshold,
     )
 
 
@@ -322,7 +374,7 @@ def validate(
 ) -> None:
     """Score validation, record a history row, keep the checkpoint if it is the best, decide early stopping."""
     t = settings.train
-    result = evaluate(m, m.model, data, "val", settings)
+    result = evaluate(m, m.model, data, VAL_SAMPLE, settings)
     loss, rate, seconds = progress.take_window()
     row = HistoryRow(
         epoch=mb.epoch + 1,
@@ -333,6 +385,8 @@ def validate(
         train_seconds=seconds,
         eval_seconds=result.seconds,
         train_tokens_per_second=rate,
+        val_threshold=result.threshold,
+        val_symptom_macro_f1=result.scores.symptom_macro_f1,
     )
     progress.history.append(row)
     value = result.scores.value(t.metric)
@@ -346,7 +400,9 @@ def validate(
     log.info("validation %s", row)
     tqdm.write(
         f"  epoch {row.epoch} step {row.step}: loss {row.train_loss:.4f}  val F1 {row.val_f1:.2f}  "
-        f"EM {row.val_exact_match:.2f}  ({row.train_tokens_per_second:.0f} tok/s){'  * best' if improved else ''}"
+        f"EM {row.val_exact_match:.2f}  HasAns F1 {result.scores.has_ans_f1:.2f}  NoAns {result.scores.no_ans_exact:.2f}  "
+        f"symptom macro F1 {result.scores.symptom_macro_f1:.2f}  (threshold {result.threshold:.2f}; "
+        f"{row.train_tokens_per_second:.0f} tok/s){'  * best' if improved else ''}"
     )
     if progress.stopped_early:
         tqdm.write(f"  early stopping: no {t.metric} improvement in {progress.bad_evals} evaluations")
@@ -392,10 +448,20 @@ def finish(
         raise ValueError(f"{run.root}: the run ended before its first validation, so it has no best checkpoint")
     best_model, _, _ = load_checkpoint(run.model, settings.model, device=str(m.device))
     results: dict[str, EvalResult] = {}
+    # The threshold is tuned on validation (unless the settings fix one) and then applied, unchanged, to test.
+    threshold = settings.features.fixed_null_threshold
     for split in ("val", "test") if evaluate_test else ("val",):
         if split in data.windows:
-            results[split] = evaluate(m, best_model, data, split, settings)
-            write_record(run.split_predictions(split), prediction_records(data.examples[split], results[split].predictions))
+            results[split] = evaluate(m, best_model, data, split, settings, threshold)
+            threshold = results[split].threshold
+            records = prediction_records(data.examples[split], results[split].predictions, results[split].decisions)
+            write_record(run.split_predictions(split), records)
+    if "val" in results:
+        from evtrain.evaluation import threshold_curve
+        from evtrain.plots import plot_threshold_curve
+
+        curve = threshold_curve(data.examples["val"], results["val"].predictions)
+        plot_threshold_curve(curve, results["val"].threshold, run.threshold_plot, title=f"{run.root.name}: validation F1 vs threshold")
     history = progress.history
     metrics = RunMetrics(
         run=run.root.name,
@@ -406,8 +472,8 @@ def finish(
         precision=m.precision.label,
         precision_dtype=_DTYPE_NAMES[m.precision.autocast_dtype],
         threads=m.threads,
-        examples={k: len(v) for k, v in data.examples.items()},
-        windows={k: len(v) for k, v in data.windows.items()},
+        examples={k: len(v) for k, v in data.examples.items() if k != VAL_SAMPLE},
+        windows={k: len(v) for k, v in data.windows.items() if k != VAL_SAMPLE},
         history=list(history),
         best=progress.best,
         stopped_early=progress.stopped_early,
@@ -415,8 +481,10 @@ def finish(
         train_tokens_per_second=float(np.mean([h.train_tokens_per_second for h in history])) if history else 0.0,
         val=results["val"].scores if "val" in results else None,
         test=results["test"].scores if "test" in results else None,
-        baselines={split: _baselines(data.examples[split]) for split in ("val", "test") if data.examples[split]},
+        baselines={split: _baselines(data.examples[split], settings) for split in ("val", "test") if data.examples[split]},
         wall_seconds=time.perf_counter() - started,
+        null_threshold=threshold,
+        threshold_source="features.null_threshold" if settings.features.fixed_null_threshold is not None else "tuned on val",
     )
     write_record(run.metrics, metrics)
     if "test" in results:
@@ -428,8 +496,14 @@ def finish(
     return metrics
 
 
-def _baselines(examples: Sequence[QAExample]) -> dict[str, Scores]:
-    return {name: scores_from(figures) for name, figures in baseline_scores(examples).items()}
+def _baselines(examples: Sequence[QAExample], settings: RunSettings) -> dict[str, Scores]:
+    """The baselines' presence decisions scored like the model's, on the same rows (their own decisions, no threshold)."""
+    from evtrain.evaluation import scores_from_decisions
+    from evtrain.metrics import decision_scores
+
+    return {
+        name: scores_from_decisions(decision_scores(examples, decisions), None) for name, decisions in baseline_decisions(examples).items()
+    }
 
 
 def find_resumable(run_root: Path) -> Path | None:

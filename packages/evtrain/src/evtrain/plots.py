@@ -38,3 +38,28 @@ def plot_training_curves(history: Sequence[HistoryRow], path: Path, title: str =
     fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)
     return atomic_write_bytes(path, buf.getvalue())
+
+
+def plot_threshold_curve(points: Sequence[tuple[float, float]], chosen: float, path: Path, title: str = "") -> Path | None:
+    """Validation F1 (%) against the no-answer threshold, the chosen threshold marked; written atomically to ``path``."""
+    if not points:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    ax.plot([p[0] for p in points], [p[1] for p in points], marker=".")
+    ax.axvline(chosen, color="tab:red", linestyle="--", label=f"tuned threshold {chosen:.2f}")
+    ax.set_xlabel("no-answer threshold (null score - best span score)")
+    ax.set_ylabel("validation F1 (SQuAD 2.0, %)")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    return atomic_write_bytes(path, buf.getvalue())

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from evdata.atomic import atomic_write_text
 from evdata.readers import DataError, read_posts
 from evdata.records import SYMPTOMS, Post, QAExample, symptom_question
-from evfeatures.decode import decode
+from evfeatures.decode import decide, decode
 from evfeatures.settings import FeatureSettings
 from evfeatures.windows import build_windows
 from evmodel.loading import pad_token_id
@@ -74,10 +76,12 @@ def predict_posts(
     batch_size: int,
     device,
     precision: PrecisionPlan,
+    threshold: float = 0.0,
     nbest: int = 3,
     show_progress: bool = True,
 ) -> list[PostPrediction]:
-    """One record per post (per post and symptom in ``symptom`` mode): span, offsets, score, n-best."""
+    """One record per post (per post and symptom in ``symptom`` mode): the no-answer decision at ``threshold``,
+    every evidence span clearing it (at most ``features.max_spans``), the best span, null score, margin, n-best."""
     from tqdm.auto import tqdm
 
     model, precision = inference_model(model, precision)
@@ -94,7 +98,9 @@ def predict_posts(
                 windows = build_windows(examples, tokenizer, features)
                 start, end = window_logits(model, windows, batch_size=batch_size, pad_token_id=pad_id, device=device, precision=precision)
                 counts = np.bincount(windows.example_index, minlength=len(examples))
-                for i, (ex, p) in enumerate(zip(examples, decode(examples, windows, start, end, features, nbest=nbest))):
+                decoded = decode(examples, windows, start, end, features, nbest=nbest, max_spans=features.max_spans)
+                for i, (ex, p) in enumerate(zip(examples, decoded)):
+                    d = decide(p, threshold, features.max_spans)
                     chunk_records.append(
                         PostPrediction(
                             post_id=ex.post_id,
@@ -106,6 +112,10 @@ def predict_posts(
                             score=p.score if abs(p.score) != float("inf") else None,
                             windows=int(counts[i]),
                             nbest=[SpanRecord(t, s, e, sc) for t, s, e, sc in p.nbest],
+                            present=d.present,
+                            null_score=_finite(p.null_score),
+                            margin=_finite(d.margin),
+                            spans=[SpanRecord(t, s, e, float(sc)) for t, s, e, sc in d.spans],
                         )
                     )
             # Records in input order, empty posts included (a stable sort keeps the symptom order).
@@ -113,3 +123,71 @@ def predict_posts(
             records.extend(sorted(chunk_records, key=lambda r: position[r.post_id]))
             bar.update(len(chunk))
     return records
+
+
+def _finite(x: float) -> float | None:
+    return float(x) if x == x and abs(x) != float("inf") else None
+
+
+CSV_COLUMNS = ("post_id", "symptom", "present", "start", "end", "text", "score")
+
+
+def prediction_rows(records: Sequence[PostPrediction]) -> list[dict[str, object]]:
+    """The flat table of ``invoke predict --output x.csv``: one row per evidence span; an absent (post, symptom) one empty row."""
+    rows: list[dict[str, object]] = []
+    for r in records:
+        if r.present and r.spans:
+            rows.extend(
+                {
+                    "post_id": r.post_id,
+                    "symptom": r.symptom,
+                    "present": True,
+                    "start": s.start,
+                    "end": s.end,
+                    "text": s.text,
+                    "score": round(s.score, 4),
+                }
+                for s in r.spans
+            )
+        else:
+            rows.append({"post_id": r.post_id, "symptom": r.symptom, "present": False, "start": "", "end": "", "text": "", "score": ""})
+    return rows
+
+
+def write_prediction_csv(path: str | Path, records: Sequence[PostPrediction]) -> Path:
+    """Write the flat prediction table (``CSV_COLUMNS``) as UTF-8 CSV, atomically."""
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(prediction_rows(records))
+    return atomic_write_text(path, buffer.getvalue())
+
+
+def prediction_table(records: Sequence[PostPrediction], n_posts: int, question_mode: str, threshold: float):
+    """A rich table: per post and symptom decided present, its margin and evidence; a post with none says so."""
+    from rich.table import Table
+
+    table = Table(title=f"predictions ({n_posts} posts, {question_mode} mode, no-answer threshold {threshold:.2f})")
+    for col in ("post_id", "symptom", "present", "margin", "evidence"):
+        table.add_column(col)
+    by_post: dict[str, list[PostPrediction]] = {}
+    for r in records:
+        by_post.setdefault(r.post_id, []).append(r)
+    for post_id, items in by_post.items():
+        found = [r for r in items if r.present]
+        if not found:
+            note = next((r.note for r in items if r.note), "")
+            table.add_row(post_id, "-", "no", "-", note or "no evidence for any symptom")
+            continue
+        for r in found:
+            text = " | ".join(s.text.replace("\n", " ") for s in r.spans)
+            table.add_row(
+                post_id,
+                r.symptom or "-",
+                "yes",
+                f"{r.margin:.2f}" if r.margin is not None else "-",
+                text[:100] + ("…" if len(text) > 100 else ""),
+            )
+    return table

@@ -29,15 +29,56 @@ PrecisionName = Literal["fp32", "bf16", "fp16"]
 
 
 @attrs.frozen
+class SymptomRow:
+    """Post-level detection of one symptom ("does the post hold evidence for it?"), percentages and counts."""
+
+    symptom: str
+    precision: float
+    recall: float
+    f1: float
+    support: int
+    """Examples whose gold holds evidence."""
+    predicted: int
+    """Examples decided present."""
+    true_positives: int
+
+
+@attrs.frozen
 class Scores:
-    """SQuAD figures of one split, as percentages over ``n`` examples."""
+    """Figures of one split at one no-answer threshold, percentages over ``n`` examples.
+
+    ``exact_match`` / ``f1`` are SQuAD 2.0's overall figures (an example decided absent predicts ``""``,
+    right when it has no gold evidence); ``has_ans_*`` / ``no_ans_*`` split them by gold; ``best_f1`` and
+    ``best_f1_thresh`` are the official script's threshold sweep on this split; ``threshold`` is the one applied.
+    ``symptom_*`` are post-level symptom detection (micro / macro over the nine DSM-5 symptoms), ``evidence_*``
+    every reported span against the gold evidence sentences. Examples whose evidence could not be located are
+    left out (``excluded``). Files written before no-answer decoding carry only the first three.
+    """
 
     exact_match: float
     f1: float
     n: int
+    has_ans_exact: float = 0.0
+    has_ans_f1: float = 0.0
+    has_ans_total: int = 0
+    no_ans_exact: float = 0.0
+    """NoAns accuracy: share of no-evidence examples decided absent."""
+    no_ans_total: int = 0
+    best_f1: float | None = None
+    best_f1_thresh: float | None = None
+    threshold: float | None = None
+    symptom_micro_f1: float = 0.0
+    symptom_macro_precision: float = 0.0
+    symptom_macro_recall: float = 0.0
+    symptom_macro_f1: float = 0.0
+    evidence_precision: float = 0.0
+    evidence_recall: float = 0.0
+    evidence_f1: float = 0.0
+    excluded: int = 0
+    per_symptom: list[SymptomRow] = attrs.field(factory=list)
 
     def value(self, metric: str) -> float:
-        """The figure named by ``train.metric`` (``f1`` or ``exact_match``)."""
+        """The figure named by ``train.metric`` (``f1``, ``exact_match`` or ``symptom_macro_f1``)."""
         return float(getattr(self, metric))
 
 
@@ -56,6 +97,9 @@ class HistoryRow:
     eval_seconds: float
     train_tokens_per_second: float
     """Real (non-padding) tokens trained per second since the previous validation."""
+    val_threshold: float | None = None
+    """The no-answer threshold validation scored at (tuned on it, unless ``features.null_threshold`` fixes one)."""
+    val_symptom_macro_f1: float = 0.0
 
 
 @attrs.frozen
@@ -93,6 +137,11 @@ class RunMetrics:
     test: Scores | None
     baselines: dict[str, dict[str, Scores]]
     wall_seconds: float
+    null_threshold: float | None = None
+    """The no-answer threshold of this run: tuned on validation with the best checkpoint (or the setting); test,
+    ``invoke evaluate``, ``predict``, ``report`` and the search use it."""
+    threshold_source: str = ""
+    """``tuned on val`` or ``features.null_threshold``."""
 
     def split(self, name: str) -> Scores | None:
         """The best checkpoint's scores on ``val`` or ``test`` (None when not evaluated)."""
@@ -139,6 +188,16 @@ converter.register_structure_hook(SplitEvaluation, _nested_evaluation)
 
 
 @attrs.frozen
+class SpanRecord:
+    """A candidate span of a post: ``text == post[start:end]``."""
+
+    text: str
+    start: int
+    end: int
+    score: float
+
+
+@attrs.frozen
 class PredictionRecord:
     """One example of ``predictions/<split>.json``: the prediction against its gold answers."""
 
@@ -155,16 +214,13 @@ class PredictionRecord:
     gold_spans: list[tuple[int, int]]
     exact_match: float
     f1: float
-
-
-@attrs.frozen
-class SpanRecord:
-    """A candidate span of a post: ``text == post[start:end]``."""
-
-    text: str
-    start: int
-    end: int
-    score: float
+    present: bool = True
+    """The no-answer decision: evidence found (``prediction_text`` is the best span), else ``prediction_text == ""``."""
+    null_score: float | None = None
+    margin: float | None = None
+    """Best span score - null score (present when ``margin >= -threshold``)."""
+    spans: list[SpanRecord] = attrs.field(factory=list)
+    """Every non-overlapping span that clears the threshold, best first (empty when absent)."""
 
 
 @attrs.frozen
@@ -181,6 +237,13 @@ class PostPrediction:
     windows: int
     nbest: list[SpanRecord]
     note: str = ""
+    present: bool = False
+    """The no-answer decision at the run's threshold."""
+    null_score: float | None = None
+    margin: float | None = None
+    """Best span score - null score; the example is present when ``margin >= -threshold``."""
+    spans: list[SpanRecord] = attrs.field(factory=list)
+    """The evidence spans clearing the threshold, best first (empty when absent)."""
 
 
 @attrs.define

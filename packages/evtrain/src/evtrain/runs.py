@@ -49,6 +49,11 @@ class RunPaths:
         return self.root / "training_curves.png"
 
     @property
+    def threshold_plot(self) -> Path:
+        """Validation F1 against the no-answer threshold, with the tuned threshold marked (PNG)."""
+        return self.root / "threshold_f1.png"
+
+    @property
     def state(self) -> Path:
         return self.root / "state"
 

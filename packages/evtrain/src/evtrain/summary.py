@@ -30,17 +30,50 @@ def run_summary_table(metrics: RunMetrics, run_dir: str = "") -> Table:
 
 
 def scores_table(metrics: RunMetrics) -> Table:
-    """Model against the trivial baselines, per split."""
-    table = Table(title="Scores (SQuAD %, best checkpoint)")
-    for col in ("split", "system", "F1", "EM", "n"):
-        table.add_column(col, justify="right" if col in ("F1", "EM", "n") else "left")
+    """Model against the baselines, per split, on the same rows: SQuAD 2.0 at the run's threshold, symptom detection, evidence."""
+    threshold = "" if metrics.null_threshold is None else f", no-answer threshold {metrics.null_threshold:.2f} ({metrics.threshold_source})"
+    table = Table(title=f"Scores (%, best checkpoint{threshold})")
+    columns = ("split", "system", "F1", "EM", "HasAns F1", "NoAns acc", "symptom macro F1", "symptom micro F1", "evidence F1", "n")
+    for col in columns:
+        table.add_column(col, justify="left" if col in ("split", "system") else "right")
+
+    def row(split: str, name: str, s) -> None:
+        table.add_row(
+            split,
+            name,
+            f"{s.f1:.2f}",
+            f"{s.exact_match:.2f}",
+            f"{s.has_ans_f1:.2f}",
+            f"{s.no_ans_exact:.2f}",
+            f"{s.symptom_macro_f1:.2f}",
+            f"{s.symptom_micro_f1:.2f}",
+            f"{s.evidence_f1:.2f}",
+            str(s.n),
+        )
+
     for split in ("val", "test"):
         scores = metrics.split(split)
         if scores is None:
             continue
-        table.add_row(split, f"evspan ({metrics.model})", f"{scores.f1:.2f}", f"{scores.exact_match:.2f}", str(scores.n))
+        row(split, f"evspan ({metrics.model})", scores)
         for name, b in metrics.baselines.get(split, {}).items():
-            table.add_row(split, f"baseline: {name.replace('_', ' ')}", f"{b.f1:.2f}", f"{b.exact_match:.2f}", str(b.n))
+            row(split, f"baseline: {name.replace('_', ' ')}", b)
+    return table
+
+
+def detection_table(metrics: RunMetrics, split: str = "test") -> Table | None:
+    """Per-symptom detection (does the post hold evidence for it?) of the best checkpoint on ``split``."""
+    scores = metrics.split(split)
+    if scores is None or not scores.per_symptom:
+        return None
+    table = Table(title=f"Symptom detection on {split} (%, post level)")
+    for col in ("symptom", "precision", "recall", "F1", "support", "predicted"):
+        table.add_column(col, justify="left" if col == "symptom" else "right")
+    for r in scores.per_symptom:
+        table.add_row(r.symptom, f"{r.precision:.1f}", f"{r.recall:.1f}", f"{r.f1:.1f}", str(r.support), str(r.predicted))
+    table.add_row(
+        "macro", f"{scores.symptom_macro_precision:.1f}", f"{scores.symptom_macro_recall:.1f}", f"{scores.symptom_macro_f1:.1f}", "", ""
+    )
     return table
 
 
@@ -49,6 +82,9 @@ def print_run_summary(metrics: RunMetrics, run_dir: str = "", console: Console |
     console = console or Console()
     console.print(run_summary_table(metrics, run_dir))
     console.print(scores_table(metrics))
+    detection = detection_table(metrics)
+    if detection is not None:
+        console.print(detection)
     best = metrics.best
     console.print(
         f"best {best.metric} {best.value:.2f} at epoch {best.epoch} (step {best.step})"

@@ -21,22 +21,25 @@ import numpy as np
 from evdata.align import AlignmentResult
 from evdata.dataset import Dataset
 from evdata.records import Corpus, QAExample, Split
-from evfeatures.batching import length_grouped_batches, subsample_negatives
+from evfeatures.batching import length_grouped_batches
 from evfeatures.windows import Windows, build_windows
 from evtrain.bench.hardware import batch_flops
 from evtrain.settings import RunSettings
 
 
-def batch_plan(windows: Windows, settings: RunSettings, steps: int) -> list[list[int]]:
+def batch_plan(windows: Windows, settings: RunSettings, steps: int, examples: Sequence[QAExample]) -> list[list[int]]:
     """The training batches the loop takes for ``steps`` optimizer steps (one batch per step), epoch after epoch.
 
-    Mirrors the loop's epoch order: a fresh negative subsample and length-grouped shuffle per epoch.
+    Mirrors the loop's epoch order: a fresh example draw and negative subsample (``evtrain.loop.epoch_windows``) and
+    length-grouped shuffle per epoch.
     """
+    from evtrain.loop import epoch_windows
+
     t = settings.train
     plan: list[list[int]] = []
     epoch = 0
     while len(plan) < steps:
-        kept = subsample_negatives(windows.has_answer, t.negative_window_ratio, t.seed, epoch)
+        kept = epoch_windows(windows, examples, settings, epoch)
         batches = length_grouped_batches(
             windows.lengths[kept], t.batch_size, group_size=settings.features.length_group_size, seed=t.seed, epoch=epoch
         )
@@ -104,8 +107,8 @@ def run_ours(
     train_windows = build_windows(train_examples, tokenizer, settings.features)
     eval_windows = build_windows(eval_examples, tokenizer, settings.features)
     sized = attrs.evolve(settings, train=attrs.evolve(settings.train, batch_size=batch_size))
-    plan = batch_plan(train_windows, sized, steps)
-    epochs = math.ceil(steps / _batches_per_epoch(train_windows, sized))
+    plan = batch_plan(train_windows, sized, steps, train_examples)
+    epochs = math.ceil(steps / _batches_per_epoch(train_windows, sized, train_examples))
     run_settings = bench_settings(settings, steps=steps, batch_size=batch_size, epochs=epochs)
 
     result = train(
@@ -168,9 +171,11 @@ def _timed_evaluations(run: Any, settings: RunSettings, examples: Sequence[QAExa
     return {"seconds": seconds, "metrics": metrics}
 
 
-def _batches_per_epoch(windows: Windows, settings: RunSettings) -> int:
+def _batches_per_epoch(windows: Windows, settings: RunSettings, examples: Sequence[QAExample]) -> int:
+    from evtrain.loop import epoch_windows
+
     t = settings.train
-    kept = subsample_negatives(windows.has_answer, t.negative_window_ratio, t.seed, 0)
+    kept = epoch_windows(windows, examples, settings, 0)
     return max(1, math.ceil(len(kept) / t.batch_size))
 
 

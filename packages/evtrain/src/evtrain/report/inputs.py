@@ -122,6 +122,8 @@ class RunInputs:
     curves_png: bytes | None
     synthetic: bool
     predictions_path: str
+    threshold_png: bytes | None = None
+    """Validation F1 against the no-answer threshold (``threshold_f1.png``), when the run has one."""
 
 
 def check_offsets(records: Sequence[PredictionRecord], posts: Mapping[str, str], path: Path) -> None:
@@ -188,6 +190,7 @@ def load_run_inputs(run: RunPaths, split: str, data_dir: str | None = None) -> R
         posts=posts,
         explanations=explanations_by_post(corpus, wanted),
         curves_png=run.curves.read_bytes() if run.curves.is_file() else None,
+        threshold_png=run.threshold_plot.read_bytes() if run.threshold_plot.is_file() else None,
         synthetic=bool(corpus.synthetic or (metrics and metrics.synthetic_data)),
         predictions_path=str(predictions_path),
     )

@@ -132,7 +132,68 @@ def _summary(inputs: RunInputs, overall: GroupFigures) -> str:
                 class_="card",
             )
         )
+    parts.extend(_detection(inputs))
     return tag("section", tag("h2", "Summary") + "".join(parts), id="summary")
+
+
+def _detection(inputs: RunInputs) -> list[str]:
+    """The no-answer decision: threshold, SQuAD 2.0 parts, per-symptom detection table, and F1 against the threshold."""
+    m = inputs.metrics
+    scores = inputs.recorded or (m.split(inputs.split) if m else None)
+    parts = []
+    if scores is not None and scores.per_symptom:
+        rows = [
+            tag(
+                "tr",
+                tag("td", esc(r.symptom))
+                + _num(f"{r.precision:.1f}")
+                + _num(f"{r.recall:.1f}")
+                + _num(f"{r.f1:.1f}")
+                + _num(f"{r.support:,}")
+                + _num(f"{r.predicted:,}"),
+            )
+            for r in scores.per_symptom
+        ]
+        rows.append(
+            tag(
+                "tr",
+                tag("td", "macro")
+                + _num(f"{scores.symptom_macro_precision:.1f}")
+                + _num(f"{scores.symptom_macro_recall:.1f}")
+                + _num(f"{scores.symptom_macro_f1:.1f}")
+                + _num("")
+                + _num(""),
+            )
+        )
+        threshold = "" if scores.threshold is None else f"{scores.threshold:.3f}"
+        note = (
+            f"A (post, symptom) holds evidence when its best span beats the no-answer (CLS) score by more than -threshold "
+            f"(threshold {threshold}, tuned on validation). HasAns F1 {scores.has_ans_f1:.1f} % over {scores.has_ans_total:,}, "
+            f"NoAns accuracy {scores.no_ans_exact:.1f} % over {scores.no_ans_total:,}; evidence spans P/R/F1 "
+            f"{scores.evidence_precision:.1f} / {scores.evidence_recall:.1f} / {scores.evidence_f1:.1f} %."
+        )
+        head = (("symptom", False), ("precision %", True), ("recall %", True), ("F1 %", True), ("support", True), ("decided present", True))
+        parts.append(
+            tag(
+                "div",
+                tag("h3", "Symptom detection (post level)") + tag("p", esc(note), class_="note") + _table(head, rows),
+                class_="card",
+                id="detection",
+            )
+        )
+    if inputs.threshold_png:
+        parts.append(
+            tag(
+                "div",
+                tag(
+                    "figure",
+                    f'<img alt="validation F1 against the no-answer threshold" src="{png_data_uri(inputs.threshold_png)}">'
+                    + tag("figcaption", "Validation F1 (SQuAD 2.0) against the no-answer threshold; the dashed line is the tuned one"),
+                ),
+                class_="card",
+            )
+        )
+    return parts
 
 
 def _metric_name(metric: str) -> str:
