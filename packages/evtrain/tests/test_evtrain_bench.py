@@ -15,14 +15,16 @@ from rich.console import Console
 from evdata.config import SettingsError
 from evdata.dataset import load_dataset
 from evdata.records import Answer, QAExample, symptom_question
-from evfeatures.decode import decode
+from evfeatures.decode import decide, decode
 from evfeatures.settings import FeatureSettings
 from evfeatures.windows import build_windows
 from evmodel.loading import load_tokenizer
 from evtrain.bench import runner, worker
 from evtrain.bench.hardware import batch_flops, encoder_flops_per_token, matmul_peak, peak_rss_mib
 from evtrain.bench.options import BenchOptions
-from evtrain.bench.recipe import postprocess_predictions, prepare_eval_features, prepare_train_features
+from evtrain.bench.ours import epoch_examples
+from evtrain.bench.recipe import postprocess_predictions, prepare_eval_features, prepare_train_features, tune_null_threshold
+from evtrain.metrics import squad_v2_scores
 from evtrain.records import read_metrics
 
 FEATURES = FeatureSettings(max_length=64, doc_stride=16, max_answer_length=30)
@@ -90,11 +92,120 @@ def test_recipe_postprocessing_and_evspan_decode_agree_on_the_same_logits(tokeni
     padding = np.arange(width)[None, :] >= windows.lengths[:, None]
     start[padding] = -1e9
     end[padding] = -1e9
-    recipe = postprocess_predictions(
+    recipe, no_odds = postprocess_predictions(
         examples, features, start, end, n_best_size=FEATURES.n_best_size, max_answer_length=FEATURES.max_answer_length
     )
     ours = decode(examples, windows, torch.from_numpy(start), torch.from_numpy(end), FEATURES)
     assert {p.example_id: p.text for p in ours} == recipe
+    assert no_odds == {}
+    # The SQuAD 2.0 path: utils_qa's null odds are evspan's na_score, and "" exactly where evspan decides "absent".
+    threshold = float(rng.normal())
+    answers, odds = postprocess_predictions(
+        examples,
+        features,
+        start,
+        end,
+        n_best_size=FEATURES.n_best_size,
+        max_answer_length=FEATURES.max_answer_length,
+        version_2_with_negative=True,
+        null_score_diff_threshold=threshold,
+    )
+    for p in ours:
+        assert odds[p.example_id] == pytest.approx(p.na_score, abs=1e-5)
+        present = decide(p, threshold, 1).present
+        assert answers[p.example_id] == (p.text if present else "")
+
+
+def _null_window_logits(tokenizer, examples):
+    """Features and random logits for ``examples``; the windows of the example with most windows get CLS logits above every span."""
+    features = prepare_eval_features(examples, tokenizer, FEATURES)
+    index = features["example_index"]
+    rng = np.random.default_rng(0)
+    start = rng.normal(size=(len(index), FEATURES.max_length)).astype(np.float32)
+    end = rng.normal(size=(len(index), FEATURES.max_length)).astype(np.float32)
+    start[:, 0] = end[:, 0] = -10.0  # CLS: "no answer here" is unlikely ...
+    e = int(np.bincount(index).argmax())
+    windows = np.flatnonzero(index == e)
+    # ... except in every window of example e, each a different null score, the lowest in its last window.
+    for k, w in enumerate(windows):
+        start[w, 0] = end[w, 0] = 10.0 - k
+    return features, start, end, e, windows
+
+
+def test_recipe_null_path_answers_nothing_when_the_cls_dominates(tokenizer):
+    examples = _examples(n=4)
+    features, start, end, e, windows = _null_window_logits(tokenizer, examples)
+    assert len(windows) >= 2
+    kwargs = {"n_best_size": FEATURES.n_best_size, "max_answer_length": FEATURES.max_answer_length}
+    plain, _ = postprocess_predictions(examples, features, start, end, **kwargs)
+    answers, odds = postprocess_predictions(examples, features, start, end, version_2_with_negative=True, **kwargs)
+    target = examples[e].id
+    assert plain[target] != "" and answers[target] == ""
+    # The null score is the lowest CLS start + end over the example's windows, not the first window's or the highest.
+    null_score = min(float(start[w, 0] + end[w, 0]) for w in windows)
+    assert null_score == pytest.approx(2 * (10.0 - (len(windows) - 1)))
+    best_non_null = null_score - odds[target]
+    assert 0 < odds[target] < 2 * 10.0 - best_non_null  # min over windows, not max
+    windows_all = build_windows(examples, tokenizer, FEATURES)
+    ours = {p.example_id: p for p in decode(examples, windows_all, torch.from_numpy(start), torch.from_numpy(end), FEATURES)}
+    assert ours[target].null_score == pytest.approx(null_score)
+    assert best_non_null == pytest.approx(ours[target].score, abs=1e-5)
+    # The other examples' CLS is far below their spans: they keep their best span.
+    for ex in examples:
+        if ex.id != target:
+            assert answers[ex.id] == plain[ex.id] != "" and odds[ex.id] < 0
+    # A threshold above the null odds answers the example after all.
+    lenient, _ = postprocess_predictions(
+        examples, features, start, end, version_2_with_negative=True, null_score_diff_threshold=odds[target] + 1e-3, **kwargs
+    )
+    assert lenient[target] == plain[target]
+
+
+def test_recipe_null_threshold_is_the_best_f1_one_and_matches_utils_qa_at_it(tokenizer):
+    examples = _examples(n=4)
+    features, start, end, e, _ = _null_window_logits(tokenizer, examples)
+    kwargs = {"n_best_size": FEATURES.n_best_size, "max_answer_length": FEATURES.max_answer_length}
+    best, odds = postprocess_predictions(
+        examples, features, start, end, version_2_with_negative=True, null_score_diff_threshold=float("inf"), **kwargs
+    )
+    assert all(best.values())  # no threshold: every example keeps its best non-null answer
+    # Half the examples have no gold answer (the CLS-dominant one among them): the tuned threshold must say "" to those it can.
+    no_answer = {examples[e].id, examples[(e + 1) % len(examples)].id}
+    golds = {ex.id: [] if ex.id in no_answer else [ex.answers[0].text] for ex in examples}
+    threshold, figures = tune_null_threshold(best, odds, golds)
+    sweep = squad_v2_scores(best, golds, odds)
+    assert figures["f1"] == pytest.approx(sweep.best_f1)  # the best F1 any threshold reaches here
+    assert figures["threshold"] == threshold and figures["n"] == len(examples)
+    assert figures["no_ans_exact"] >= 50.0  # the CLS-dominant no-answer example is answered ""
+    # Re-running utils_qa's post-processing at the tuned threshold gives the answers the figures were scored on.
+    answers, _ = postprocess_predictions(
+        examples, features, start, end, version_2_with_negative=True, null_score_diff_threshold=threshold, **kwargs
+    )
+    again = squad_v2_scores(answers, golds)
+    assert (again.f1, again.exact, again.has_ans_f1, again.no_ans_exact) == pytest.approx(
+        (figures["f1"], figures["exact_match"], figures["has_ans_f1"], figures["no_ans_exact"])
+    )
+
+
+def test_recipe_trains_on_the_examples_of_evspans_first_epoch(tokenizer):
+    from evtrain.loop import epoch_windows
+    from evtrain.settings import RunSettings
+
+    answered = _examples(n=6)
+    no_answer = [attrs.evolve(ex, id=f"{ex.id}-none", answers=()) for ex in _examples(n=6, seed=1)]
+    unknown = attrs.evolve(no_answer[0], id="unknown", unaligned_evidence=True)
+    hard = attrs.evolve(no_answer[1], id="hard", hard_negative=True)
+    examples = [*answered, *no_answer[2:], unknown, hard]
+    settings = RunSettings()
+    settings = attrs.evolve(settings, features=FEATURES, train=attrs.evolve(settings.train, no_answer_ratio=0.5, negative_window_ratio=1.0))
+    chosen = epoch_examples(examples, settings)
+    ids = {ex.id for ex in chosen}
+    assert {ex.id for ex in answered} | {"hard"} <= ids and "unknown" not in ids
+    assert len(ids) == len(answered) + 1 + round(0.5 * len(answered))
+    # With every answer-less window kept, the loop's first epoch trains on exactly these examples' windows.
+    windows = build_windows(examples, tokenizer, FEATURES)
+    trained = {examples[i].id for i in windows.example_index[epoch_windows(windows, examples, settings, 0)]}
+    assert trained == ids
 
 
 def test_flop_count_of_a_padded_batch_exceeds_the_real_tokens_count(tiny_model):
@@ -170,8 +281,21 @@ def test_bench_report_has_every_figure_for_both_sides(tiny_corpus, tiny_model, t
     assert written["runs"][0]["train"]["padded_tokens"] == 2 * 4 * FEATURES.max_length  # the recipe pads every window
     for key in ("train_tokens_per_second", "eval_tokens_per_second", "val_f1", "peak_rss_mib"):
         assert {"target", "reached", "met"} <= set(written["summary"]["targets"][key])
+    # Quality on both sides: SQuAD 2.0 over the same scored examples, each at its own tuned null threshold.
+    recipe_run, evspan_run = written["runs"]
+    for run in written["runs"]:
+        q = run["quality"]
+        assert {"f1", "exact_match", "has_ans_f1", "no_ans_exact", "threshold", "best_f1_thresh", "n", "excluded"} <= set(q)
+        assert q["f1"] == pytest.approx(q["best_f1"])  # the threshold applied is the best-F1 one
+        assert q["n"] + q["excluded"] == 3
+    for key in ("n", "has_ans_total", "no_ans_total", "excluded"):
+        assert recipe_run["quality"][key] == evspan_run["quality"][key], key
+    # The recipe trains on the example set of evspan's first epoch.
+    assert recipe_run["train"]["examples"] == evspan_run["train"]["examples"]
+    for key in ("val_has_ans_f1", "val_no_ans_exact", "val_null_threshold"):
+        assert key in written["summary"]["median"]["recipe"] and key in written["summary"]["median"]["evspan"]
     text = console.export_text()
-    assert "train tokens/s" in text and "val F1" in text and "peak RSS MiB" in text
+    assert "train tokens/s" in text and "val F1 (SQuAD 2.0)" in text and "NoAns" in text and "peak RSS MiB" in text
 
 
 def test_attention_dropout_lever_sets_only_attention_probabilities(tiny_model):

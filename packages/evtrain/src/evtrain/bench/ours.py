@@ -4,7 +4,8 @@ Nothing is re-implemented here: the loop trains with the settings' levers (lengt
 padded to their longest window, autocast precision, optional torch.compile, fused AdamW) and
 validates after the last step. Evaluation is then timed on the path ``invoke evaluate`` takes: the
 saved checkpoint is reloaded and ``evaluate_windows`` (forward over length-sorted batches +
-vectorised decoding + SQuAD scoring) runs ``eval_repeats`` times; the fastest pass counts. This module only builds the settings
+vectorised decoding + SQuAD 2.0 scoring with the null threshold tuned on the evaluation examples, as
+validation tunes it) runs ``eval_repeats`` times; the fastest pass counts. This module only builds the settings
 for a fixed number of steps and re-derives the loop's batch plan to count padded tokens and FLOPs.
 """
 
@@ -48,6 +49,28 @@ def batch_plan(windows: Windows, settings: RunSettings, steps: int, examples: Se
         plan.extend([[int(kept[i]) for i in b] for b in batches])
         epoch += 1
     return plan[:steps]
+
+
+def epoch_examples(examples: Sequence[QAExample], settings: RunSettings, epoch: int = 0) -> list[QAExample]:
+    """The examples evspan's loop trains on in epoch ``epoch``: the draw ``evtrain.loop.epoch_windows`` makes.
+
+    Every answerable example and hard negative, ``train.no_answer_ratio`` other no-answer examples
+    per answerable one (seeded per epoch), never an ``answer_unknown`` one. The bench gives the recipe
+    epoch 0's draw as its training set (the loop then keeps only ``train.negative_window_ratio`` of
+    their answer-less windows, an evspan lever; run_qa trains on every window).
+    """
+    from evfeatures.batching import sample_examples
+
+    t = settings.train
+    chosen = sample_examples(
+        [ex.has_answer for ex in examples],
+        [ex.hard_negative for ex in examples],
+        t.no_answer_ratio,
+        t.seed,
+        epoch,
+        exclude=[ex.answer_unknown for ex in examples],
+    )
+    return [examples[int(i)] for i in chosen]
 
 
 def bench_settings(settings: RunSettings, *, steps: int, batch_size: int, epochs: int) -> RunSettings:
@@ -135,6 +158,7 @@ def run_ours(
         "levers": _levers(run_settings),
         "train": {
             "steps": metrics.optimizer_steps,
+            "examples": len(epoch_examples(train_examples, settings)),  # of the first epoch; each epoch draws afresh
             "seconds": seconds,
             "loss": last.train_loss,
             "windows": int(sum(len(b) for b in plan)),
@@ -153,7 +177,7 @@ def run_ours(
             "seconds": min(evaluation["seconds"]),
             "repeat_seconds": evaluation["seconds"],
         },
-        "quality": {**evaluation["metrics"], "n": len(eval_examples)},
+        "quality": evaluation["metrics"],
     }
 
 
@@ -167,8 +191,26 @@ def _timed_evaluations(run: Any, settings: RunSettings, examples: Sequence[QAExa
     for _ in range(repeats):
         result = setup.evaluate(examples, windows, settings)
         seconds.append(result.seconds)
-        metrics = {"f1": result.scores.f1, "exact_match": result.scores.exact_match}
+        metrics = quality_figures(result.scores)
     return {"seconds": seconds, "metrics": metrics}
+
+
+def quality_figures(scores: Any) -> dict[str, Any]:
+    """The bench's quality figures from evspan's ``Scores``: SQuAD 2.0 at the null threshold tuned on these examples."""
+    return {
+        "f1": scores.f1,
+        "exact_match": scores.exact_match,
+        "has_ans_f1": scores.has_ans_f1,
+        "has_ans_exact": scores.has_ans_exact,
+        "has_ans_total": scores.has_ans_total,
+        "no_ans_exact": scores.no_ans_exact,
+        "no_ans_total": scores.no_ans_total,
+        "n": scores.n,
+        "threshold": scores.threshold,
+        "best_f1": scores.best_f1,
+        "best_f1_thresh": scores.best_f1_thresh,
+        "excluded": scores.excluded,
+    }
 
 
 def _batches_per_epoch(windows: Windows, settings: RunSettings, examples: Sequence[QAExample]) -> int:

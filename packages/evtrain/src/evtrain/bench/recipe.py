@@ -2,12 +2,18 @@
 
 Preprocessing as in the ``run_qa`` example: each (question, context) pair is tokenized into stride
 windows padded to ``max_length``, and a window is labelled with the token span of the example's
-*first* answer, or the CLS index when that answer is not wholly inside it. Training uses
+*first* answer, or the CLS index when that answer is not wholly inside it (so every window of a
+no-answer example is labelled CLS, as run_qa does for SQuAD 2.0). Training uses
 ``AutoModelForQuestionAnswering`` and ``transformers.Trainer`` (with ``accelerate``); evaluation runs
-``Trainer.predict`` over the padded windows and the ``utils_qa``-style post-processing: for every
-example, a Python double loop over the n-best start and end indices of each of its windows.
+``Trainer.predict`` over the padded windows and the ``utils_qa``-style post-processing with
+``version_2_with_negative=True``: for every example, a Python double loop over the n-best start and
+end indices of each of its windows, the null score the lowest CLS start + end logit over its windows,
+and "" as the answer when ``null_score - best_non_null_score`` exceeds ``null_score_diff_threshold``.
+That threshold is chosen as a careful user would: the official SQuAD 2.0 evaluation's
+``best_f1_thresh`` on the validation examples both sides are scored on.
 
-Nothing here is evspan's own machinery except the SQuAD scorer, so both sides are scored alike.
+Nothing here is evspan's own machinery except the SQuAD 2.0 scorer and its best-F1 threshold
+sweep (``evtrain.metrics``), so both sides are scored alike.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import torch
 from evdata.records import QAExample
 from evfeatures.settings import FeatureSettings
 from evtrain.bench.hardware import batch_flops
-from evtrain.metrics import squad_scores
+from evtrain.metrics import best_threshold, squad_v2_scores
 
 
 def _tokenize(examples: Sequence[QAExample], tokenizer: Any, features: FeatureSettings):
@@ -107,21 +113,37 @@ def postprocess_predictions(
     *,
     n_best_size: int,
     max_answer_length: int,
-) -> dict[str, str]:
+    version_2_with_negative: bool = False,
+    null_score_diff_threshold: float = 0.0,
+) -> tuple[dict[str, str], dict[str, float]]:
     """utils_qa-style decoding: per example, a double loop over each window's n-best start and end indices.
 
-    Returns the best span's text per example id ("" when no window holds a valid span). Like
-    utils_qa it also ranks an n-best list and turns its scores into probabilities.
+    Returns ``(predictions, scores_diff)``: the answer text per example id, and (with
+    ``version_2_with_negative``) per example id ``null_score - best_non_null_score``, what utils_qa
+    writes to ``null_odds.json``. Like utils_qa it ranks an n-best list and turns its scores into
+    probabilities. Without ``version_2_with_negative`` the answer is the best span ("" when no
+    window holds a valid span) and ``scores_diff`` is empty. With it, as utils_qa does for SQuAD
+    2.0, each window's CLS start + end logit is a null candidate, the example's null score is the
+    minimum of them over its windows, and the answer is "" when ``null_score - best_non_null_score
+    > null_score_diff_threshold``. Where no window holds a valid span the best non-null score counts
+    as -inf, so the answer is "" (utils_qa would insert a placeholder "empty" scored 0 instead; with
+    an n-best of 20 over a real context that never arises).
     """
     windows_of: dict[int, list[int]] = {}
     for w, e in enumerate(features["example_index"].tolist()):
         windows_of.setdefault(e, []).append(w)
     answers: dict[str, str] = {}
+    scores_diff: dict[str, float] = {}
     for e, example in enumerate(examples):
+        min_null_prediction = None
         candidates = []
         for w in windows_of.get(e, []):
             offsets = features["offset_mapping"][w]
             start_row, end_row = start_logits[w], end_logits[w]
+            # utils_qa: the CLS token (index 0) scores "no answer in this window"; the example keeps its lowest.
+            feature_null_score = start_row[0] + end_row[0]
+            if min_null_prediction is None or min_null_prediction["score"] > feature_null_score:
+                min_null_prediction = {"offsets": (0, 0), "score": feature_null_score}
             start_indexes = np.argsort(start_row)[-1 : -n_best_size - 1 : -1].tolist()
             end_indexes = np.argsort(end_row)[-1 : -n_best_size - 1 : -1].tolist()
             for s in start_indexes:
@@ -131,17 +153,68 @@ def postprocess_predictions(
                     if t < s or t - s + 1 > max_answer_length:
                         continue
                     candidates.append({"offsets": (offsets[s][0], offsets[t][1]), "score": start_row[s] + end_row[t]})
+        if version_2_with_negative and min_null_prediction is not None:
+            candidates.append(min_null_prediction)
+            null_score = min_null_prediction["score"]
         best = sorted(candidates, key=lambda c: c["score"], reverse=True)[:n_best_size]
+        if version_2_with_negative and min_null_prediction is not None and not any(c is min_null_prediction for c in best):
+            best.append(min_null_prediction)
         for candidate in best:
-            candidate["text"] = example.context[candidate["offsets"][0] : candidate["offsets"][1]]
+            start_char, end_char = candidate["offsets"]
+            candidate["text"] = example.context[start_char:end_char]
         if best:
             scores = np.array([c["score"] for c in best])
             probabilities = np.exp(scores - scores.max())
             probabilities /= probabilities.sum()
             for candidate, p in zip(best, probabilities):
                 candidate["probability"] = float(p)
-        answers[example.id] = best[0]["text"] if best else ""
-    return answers
+        non_null = [c for c in best if c is not min_null_prediction]
+        if not version_2_with_negative:
+            answers[example.id] = non_null[0]["text"] if non_null else ""
+            continue
+        if min_null_prediction is None:  # no window at all: nothing to answer with
+            answers[example.id] = ""
+            scores_diff[example.id] = float("inf")
+            continue
+        best_non_null_score = non_null[0]["score"] if non_null else float("-inf")
+        score_diff = float(null_score - best_non_null_score)
+        scores_diff[example.id] = score_diff
+        if score_diff > null_score_diff_threshold or not non_null:
+            answers[example.id] = ""
+        else:
+            answers[example.id] = non_null[0]["text"]
+    return answers, scores_diff
+
+
+def tune_null_threshold(
+    best_non_null: dict[str, str], scores_diff: dict[str, float], golds: dict[str, list[str]]
+) -> tuple[float, dict[str, Any]]:
+    """The careful user's null threshold: the one that maximises SQuAD 2.0 F1 on these (validation) examples.
+
+    ``best_non_null`` are the predictions post-processed with no null threshold (an infinite one),
+    ``scores_diff`` their null odds, ``golds`` the gold texts of the examples to score ([] = no
+    answer). Returns the threshold (the official evaluation's ``best_f1_thresh``, as
+    ``evtrain.metrics.best_threshold`` computes it) and the official evaluation's figures at it.
+    """
+    na_probs = {i: scores_diff[i] for i in golds}
+    threshold = best_threshold(best_non_null, golds, na_probs) if golds else 0.0
+    # utils_qa's rule at that threshold ("" when null_score - best_non_null_score > threshold), then the official scorer.
+    answers = {i: "" if na_probs[i] > threshold else best_non_null.get(i, "") for i in golds}
+    applied = squad_v2_scores(answers, golds)
+    sweep = squad_v2_scores(best_non_null, golds, na_probs)
+    return threshold, {
+        "f1": applied.f1,
+        "exact_match": applied.exact,
+        "has_ans_f1": applied.has_ans_f1,
+        "has_ans_exact": applied.has_ans_exact,
+        "has_ans_total": applied.has_ans_total,
+        "no_ans_exact": applied.no_ans_exact,
+        "no_ans_total": applied.no_ans_total,
+        "n": applied.total,
+        "threshold": threshold,
+        "best_f1": sweep.best_f1,
+        "best_f1_thresh": sweep.best_f1_thresh,
+    }
 
 
 class _Windows(torch.utils.data.Dataset):
@@ -181,7 +254,10 @@ def run_recipe(
 ) -> dict[str, Any]:
     """Train the recipe for ``steps`` optimizer steps, then predict and post-process the evaluation examples.
 
-    Evaluation runs ``eval_repeats`` times; the fastest pass is reported.
+    ``train_examples`` are all trained on (windows without the answer labelled CLS). Evaluation
+    (forward, SQuAD 2.0 post-processing, null threshold tuned on ``eval_examples``, scoring) runs
+    ``eval_repeats`` times; the fastest pass is reported. Examples with ``answer_unknown`` are
+    forwarded but not scored, as on evspan's side.
 
     Returns throughput (real and padded tokens, windows, seconds, FLOPs) for training and
     evaluation, and the validation scores.
@@ -250,22 +326,27 @@ def run_recipe(
     hook.remove()
     train_seconds = clock["end"] - clock["start"]
 
+    # Scored as evspan scores: examples whose evidence could not be located are neither positive nor negative.
+    golds = {ex.id: [a.text for a in ex.answers] for ex in eval_examples if not ex.answer_unknown}
     timings: list[tuple[float, float, float]] = []
     for _ in range(eval_repeats):
         t0 = time.perf_counter()
         prediction = trainer.predict(_Windows(eval_arrays, _MODEL_INPUTS))
         t1 = time.perf_counter()
         start_logits, end_logits = prediction.predictions[:2]
-        answers = postprocess_predictions(
+        # The SQuAD 2.0 path with no threshold yet: each example's best non-null answer and its null odds.
+        best_non_null, scores_diff = postprocess_predictions(
             eval_examples,
             eval_arrays,
             start_logits,
             end_logits,
             n_best_size=features.n_best_size,
             max_answer_length=features.max_answer_length,
+            version_2_with_negative=True,
+            null_score_diff_threshold=float("inf"),
         )
         t2 = time.perf_counter()
-        scores = squad_scores(answers, {ex.id: [a.text for a in ex.answers] for ex in eval_examples})
+        _, scores = tune_null_threshold(best_non_null, scores_diff, golds)
         t3 = time.perf_counter()
         timings.append((t3 - t0, t1 - t0, t2 - t1))
     # The fastest pass by total time, with its forward and decoding shares.
@@ -292,5 +373,5 @@ def run_recipe(
             "decode_seconds": decoding,
             "repeat_seconds": [t[0] for t in timings],
         },
-        "quality": scores,
+        "quality": {**scores, "excluded": len(eval_examples) - len(golds)},
     }

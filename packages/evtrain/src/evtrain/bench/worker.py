@@ -77,14 +77,18 @@ def run_side(side: str, spec_path: str | Path, workdir: str | Path) -> dict[str,
     tokenizer = load_tokenizer(model_path)
     workdir = Path(workdir)
     if side == "recipe":
+        from evtrain.bench.ours import epoch_examples
         from evtrain.bench.recipe import run_recipe
 
         t = settings.train
+        # The recipe's training set is the example set of evspan's first epoch (all answerable examples and
+        # hard negatives, train.no_answer_ratio sampled no-answer ones), fixed as a run_qa user's dataset is.
+        recipe_train = epoch_examples(train_examples, settings)
         result = run_recipe(
             model_path,
             tokenizer,
             settings.features,
-            train_examples,
+            recipe_train,
             eval_examples,
             steps=options.steps,
             batch_size=options.batch_size,
@@ -98,6 +102,7 @@ def run_side(side: str, spec_path: str | Path, workdir: str | Path) -> dict[str,
             output_dir=workdir / "recipe-trainer",
             eval_repeats=options.eval_repeats,
         )
+        result["train"]["examples"] = len(recipe_train)
     else:
         from evtrain.bench.ours import run_ours
 
