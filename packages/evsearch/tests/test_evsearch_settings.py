@@ -102,3 +102,20 @@ def test_subsample_keeps_whole_posts_and_leaves_val_and_test_alone(base):
     assert half.split.examples["val"] == dataset.split.examples["val"] and half.split.examples["test"] == dataset.split.examples["test"]
     assert subsample_train(dataset, 0.5, seed=3) == half  # deterministic
     assert subsample_train(dataset, 1.0, seed=3) is dataset
+
+
+def test_loading_search_settings_does_not_import_torch():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import sys\n"
+        "from evsearch.settings import SearchSettings\n"
+        "SearchSettings.load('settings.toml')\n"
+        "heavy = sorted(m for m in ('torch', 'transformers', 'numpy') if m in sys.modules)\n"
+        "assert not heavy, heavy\n"
+    )
+    root = Path(__file__).resolve().parents[3]
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

@@ -189,14 +189,14 @@ def test_training_with_a_worker_process_matches_in_process_loading(tiny_corpus, 
 
 
 def test_loading_settings_does_not_import_torch():
-    code = (
-        "import sys\n"
-        "from evtrain.settings import RunSettings\n"
-        "from evsearch.settings import SearchSettings\n"
-        "RunSettings.load('settings.toml'); SearchSettings.load('settings.toml')\n"
-        "heavy = sorted(m for m in ('torch', 'transformers', 'numpy') if m in sys.modules)\n"
-        "assert not heavy, heavy\n"
+    assert_imports_nothing_heavy("from evtrain.settings import RunSettings\nRunSettings.load('settings.toml')")
+
+
+def assert_imports_nothing_heavy(code: str) -> None:
+    """Run ``code`` in a fresh interpreter at the repository root; torch, transformers and numpy must stay unimported."""
+    check = (
+        code + "\nimport sys\nheavy = sorted(m for m in ('torch', 'transformers', 'numpy') if m in sys.modules)\nassert not heavy, heavy\n"
     )
     root = Path(__file__).resolve().parents[3]
-    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-c", check], cwd=root, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
