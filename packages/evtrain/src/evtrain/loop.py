@@ -238,6 +238,21 @@ def validation_sample(examples: tuple[QAExample, ...], windows: Windows, t) -> t
     return tuple(examples[int(i)] for i in chosen), sample
 
 
+def epoch_examples(examples: Sequence[QAExample], settings: RunSettings, epoch: int) -> np.ndarray:
+    """Indices (sorted) of the examples trained on in epoch ``epoch``: every answerable one and hard negative,
+    ``train.no_answer_ratio`` other no-answer examples per answerable one (a fresh seeded draw each epoch),
+    never one whose evidence could not be located."""
+    t = settings.train
+    return sample_examples(
+        [ex.has_answer for ex in examples],
+        [ex.hard_negative for ex in examples],
+        t.no_answer_ratio,
+        t.seed,
+        epoch,
+        exclude=[ex.answer_unknown for ex in examples],
+    )
+
+
 def epoch_windows(windows: Windows, examples: Sequence[QAExample], settings: RunSettings, epoch: int) -> np.ndarray:
     """Epoch ``epoch``'s training windows (sorted): those of the sampled examples, then a seeded share of answer-less windows.
 
@@ -247,15 +262,7 @@ def epoch_windows(windows: Windows, examples: Sequence[QAExample], settings: Run
     answer-less windows.
     """
     t = settings.train
-    chosen = sample_examples(
-        [ex.has_answer for ex in examples],
-        [ex.hard_negative for ex in examples],
-        t.no_answer_ratio,
-        t.seed,
-        epoch,
-        exclude=[ex.answer_unknown for ex in examples],
-    )
-    candidates = windows_of_examples(windows.example_index, chosen)
+    candidates = windows_of_examples(windows.example_index, epoch_examples(examples, settings, epoch))
     return candidates[subsample_negatives(windows.has_answer[candidates], t.negative_window_ratio, t.seed, epoch)]
 
 

@@ -59,18 +59,9 @@ def epoch_examples(examples: Sequence[QAExample], settings: RunSettings, epoch: 
     epoch 0's draw as its training set (the loop then keeps only ``train.negative_window_ratio`` of
     their answer-less windows, an evspan lever; run_qa trains on every window).
     """
-    from evfeatures.batching import sample_examples
+    from evtrain.loop import epoch_examples as drawn
 
-    t = settings.train
-    chosen = sample_examples(
-        [ex.has_answer for ex in examples],
-        [ex.hard_negative for ex in examples],
-        t.no_answer_ratio,
-        t.seed,
-        epoch,
-        exclude=[ex.answer_unknown for ex in examples],
-    )
-    return [examples[int(i)] for i in chosen]
+    return [examples[int(i)] for i in drawn(examples, settings, epoch)]
 
 
 def bench_settings(settings: RunSettings, *, steps: int, batch_size: int, epochs: int) -> RunSettings:
