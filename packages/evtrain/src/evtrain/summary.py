@@ -29,35 +29,43 @@ def run_summary_table(metrics: RunMetrics, run_dir: str = "") -> Table:
     return table
 
 
-def scores_table(metrics: RunMetrics) -> Table:
-    """Model against the baselines, per split, on the same rows: SQuAD 2.0 at the run's threshold, symptom detection, evidence."""
-    threshold = "" if metrics.null_threshold is None else f", no-answer threshold {metrics.null_threshold:.2f} ({metrics.threshold_source})"
-    table = Table(title=f"Scores (%, best checkpoint{threshold})")
-    columns = ("split", "system", "F1", "EM", "HasAns F1", "NoAns acc", "symptom macro F1", "symptom micro F1", "evidence F1", "n")
-    for col in columns:
-        table.add_column(col, justify="left" if col in ("split", "system") else "right")
-
-    def row(split: str, name: str, s) -> None:
-        table.add_row(
-            split,
-            name,
-            f"{s.f1:.2f}",
-            f"{s.exact_match:.2f}",
-            f"{s.has_ans_f1:.2f}",
-            f"{s.no_ans_exact:.2f}",
-            f"{s.symptom_macro_f1:.2f}",
-            f"{s.symptom_micro_f1:.2f}",
-            f"{s.evidence_f1:.2f}",
-            str(s.n),
-        )
-
+def _systems(metrics: RunMetrics):
+    """(split, system name, scores) for the model and each baseline, on the same rows of each split."""
     for split in ("val", "test"):
         scores = metrics.split(split)
         if scores is None:
             continue
-        row(split, f"evspan ({metrics.model})", scores)
+        yield split, "evspan", scores
         for name, b in metrics.baselines.get(split, {}).items():
-            row(split, f"baseline: {name.replace('_', ' ')}", b)
+            yield split, name.replace("_", " "), b
+
+
+def scores_table(metrics: RunMetrics) -> Table:
+    """SQuAD 2.0 figures of the model and the baselines per split, at the run's no-answer threshold."""
+    threshold = "" if metrics.null_threshold is None else f"; no-answer threshold {metrics.null_threshold:.2f}, {metrics.threshold_source}"
+    table = Table(title=f"SQuAD 2.0 (%, best checkpoint of {metrics.model}{threshold})")
+    for col in ("split", "system", "F1", "EM", "HasAns F1", "NoAns acc", "n"):
+        table.add_column(col, justify="left" if col in ("split", "system") else "right")
+    for split, name, s in _systems(metrics):
+        table.add_row(split, name, f"{s.f1:.2f}", f"{s.exact_match:.2f}", f"{s.has_ans_f1:.2f}", f"{s.no_ans_exact:.2f}", str(s.n))
+    return table
+
+
+def detection_summary_table(metrics: RunMetrics) -> Table:
+    """Post-level symptom detection and evidence-span figures of the model and the baselines, on the same rows."""
+    table = Table(title="Symptom detection (post level, macro/micro F1) and evidence spans (precision, recall, F1), %")
+    for col in ("split", "system", "macro F1", "micro F1", "span P", "span R", "span F1"):
+        table.add_column(col, justify="left" if col in ("split", "system") else "right")
+    for split, name, s in _systems(metrics):
+        table.add_row(
+            split,
+            name,
+            f"{s.symptom_macro_f1:.2f}",
+            f"{s.symptom_micro_f1:.2f}",
+            f"{s.evidence_precision:.2f}",
+            f"{s.evidence_recall:.2f}",
+            f"{s.evidence_f1:.2f}",
+        )
     return table
 
 
@@ -82,6 +90,7 @@ def print_run_summary(metrics: RunMetrics, run_dir: str = "", console: Console |
     console = console or Console()
     console.print(run_summary_table(metrics, run_dir))
     console.print(scores_table(metrics))
+    console.print(detection_summary_table(metrics))
     detection = detection_table(metrics)
     if detection is not None:
         console.print(detection)
