@@ -43,7 +43,13 @@ CHAINS = {
 
 
 def _install_and_test(
-    session: nox.Session, package: str, *, torch: bool = True, tests: str | None = None, extra: tuple[str, ...] = ()
+    session: nox.Session,
+    package: str,
+    *,
+    torch: bool = True,
+    tests: str | None = None,
+    extra: tuple[str, ...] = (),
+    more_tests: tuple[str, ...] = (),
 ) -> None:
     """Install ``package`` (with [test]) and its sibling chain, then run pytest on its tests."""
     if torch:
@@ -54,7 +60,7 @@ def _install_and_test(
         args += ["-e", f"packages/{name}[test]" if name == package else f"packages/{name}"]
     session.install(*args, *extra, *CONSTRAINTS)
     session.env.setdefault("HYPOTHESIS_PROFILE", "ci")
-    session.run("pytest", tests or f"packages/{package}/tests", "-q", *session.posargs)
+    session.run("pytest", tests or f"packages/{package}/tests", *more_tests, "-q", *session.posargs)
 
 
 @nox.session
@@ -87,8 +93,18 @@ def evsearch(session: nox.Session) -> None:
 
 @nox.session
 def integration(session: nox.Session) -> None:
-    """Root tests/: end-to-end pipeline and properties that span packages."""
-    _install_and_test(session, "evsearch", tests="tests", extra=("-e", "packages/evtrain[test,bench]", "invoke>=2.2"))
+    """Root tests/: end-to-end pipeline and properties that span packages.
+
+    Also the paraphrase-set figures of evdata's alignment with the real encoder (evmodel), which evdata's
+    own session, installed without torch, skips.
+    """
+    _install_and_test(
+        session,
+        "evsearch",
+        tests="tests",
+        extra=("-e", "packages/evtrain[test,bench]", "invoke>=2.2"),
+        more_tests=("packages/evdata/tests/test_evdata_paraphrase_set.py",),
+    )
 
 
 @nox.session
