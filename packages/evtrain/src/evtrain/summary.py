@@ -43,7 +43,7 @@ def _systems(metrics: RunMetrics):
 def scores_table(metrics: RunMetrics) -> Table:
     """SQuAD 2.0 figures of the model and the baselines per split, at the run's no-answer threshold."""
     threshold = "" if metrics.null_threshold is None else f"; no-answer threshold {metrics.null_threshold:.2f}, {metrics.threshold_source}"
-    table = Table(title=f"SQuAD 2.0 (%, best checkpoint of {metrics.model}{threshold})")
+    table = Table(title=f"Scores, SQuAD 2.0 (%, best checkpoint of {metrics.model}{threshold})")
     for col in ("split", "system", "F1", "EM", "HasAns F1", "NoAns acc", "n"):
         table.add_column(col, justify="left" if col in ("split", "system") else "right")
     for split, name, s in _systems(metrics):
