@@ -210,8 +210,8 @@ def resume_settings(saved: RunSettings, changes: Mapping[str, Any], *, from_text
     for key, value in changes.items():
         if key in RESUMABLE_SETTINGS:
             allowed[key] = value
-        elif saved.with_changes({key: value}, from_text=from_text).value(key) != saved.value(key):
-            conflicts.append(f"{key} (saved {saved.value(key)!r}, requested {value!r})")
+        elif (requested := saved.with_changes({key: value}, from_text=from_text).value(key)) != saved.value(key):
+            conflicts.append(f"{key} (saved {saved.value(key)!r}, requested {requested!r})")
     if conflicts:
         raise SettingsError(
             [
