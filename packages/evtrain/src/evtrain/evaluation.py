@@ -14,9 +14,9 @@ from evfeatures.batching import collate, sorted_batches
 from evfeatures.decode import Decision, Prediction, decide, decode
 from evfeatures.settings import FeatureSettings
 from evfeatures.windows import Windows
-from evtrain.metrics import DecisionScores, best_over_golds, best_threshold, decision_scores, squad_scores, squad_v2_scores
+from evtrain.metrics import DecisionScores, best_over_golds, best_threshold, decision_scores, squad_v2_scores
 from evtrain.precision import PrecisionPlan
-from evtrain.records import PredictionRecord, Scores, SpanRecord, SymptomRow, scores_from
+from evtrain.records import PredictionRecord, Scores, SpanRecord, SymptomRow
 
 
 @attrs.frozen
@@ -193,13 +193,6 @@ def scores_from_decisions(
             for r in d.per_symptom
         ],
     )
-
-
-def score_predictions(examples: Sequence[QAExample], predictions: Sequence[Prediction]) -> Scores:
-    """SQuAD exact match / F1 (percent) of ``predictions`` against the examples' gold answers."""
-    by_id = {p.example_id: p.text for p in predictions}
-    golds = {ex.id: [a.text for a in ex.answers] for ex in examples}
-    return scores_from(squad_scores(by_id, golds))
 
 
 def prediction_records(

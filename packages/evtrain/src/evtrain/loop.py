@@ -12,7 +12,6 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
 
 import attrs
 import numpy as np
@@ -50,7 +49,7 @@ from evtrain.runs import RunPaths, attach_log, detach_log
 from evtrain.settings import RunSettings
 from evtrain.state import latest_state, load_state, save_state
 
-__all__ = ["EvaluationHook", "NonFiniteLossError", "RunResult", "TrainingInterrupted", "find_resumable", "train"]
+__all__ = ["EvaluationHook", "NonFiniteLossError", "RunResult", "TrainingInterrupted", "train"]
 
 log = logging.getLogger("evtrain")
 
@@ -511,11 +510,6 @@ def _baselines(examples: Sequence[QAExample], settings: RunSettings) -> dict[str
     return {
         name: scores_from_decisions(decision_scores(examples, decisions), None) for name, decisions in baseline_decisions(examples).items()
     }
-
-
-def find_resumable(run_root: Path) -> Path | None:
-    """The newest complete training state of a run directory, if any."""
-    return latest_state(run_root / "state")
 
 
 # -- signals and the progress bar -------------------------------------------------------------------------------

@@ -311,8 +311,3 @@ def read_split_evaluation(path: str | Path) -> SplitEvaluation:
 def read_predictions(path: str | Path) -> list[PredictionRecord]:
     """Read ``predictions/<split>.json``."""
     return read_record(path, list[PredictionRecord])
-
-
-def scores_from(figures: dict[str, Any]) -> Scores:
-    """``Scores`` from the ``exact_match``/``f1``/``n`` figures that ``evtrain.metrics`` computes."""
-    return Scores(exact_match=float(figures["exact_match"]), f1=float(figures["f1"]), n=int(figures["n"]))
