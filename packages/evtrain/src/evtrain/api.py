@@ -145,36 +145,24 @@ def run_evaluation(
     write_record(run.split_metrics(split), evaluation)
     write_record(run.split_predictions(split), prediction_records(examples, result.predictions, result.decisions))
     table = Table(title=f"evaluate {run.root} on {split} (no-answer threshold {threshold:.3f})")
-    for col in (
-        "split",
-        "F1",
-        "EM",
-        "HasAns F1",
-        "NoAns acc",
-        "symptom macro F1",
-        "evidence F1",
-        "n",
-        "recorded F1",
-        "recorded EM",
-        "same",
-    ):
-        table.add_column(col, justify="right")
+    for col in ("figure (%)", "now", "recorded by the run", "same"):
+        table.add_column(col, justify="left" if col == "figure (%)" else "right")
     recorded = _recorded(run, split)
     scores = result.scores
-    same = recorded is not None and (recorded.f1, recorded.exact_match) == (scores.f1, scores.exact_match)
-    table.add_row(
-        split,
-        f"{scores.f1:.4f}",
-        f"{scores.exact_match:.4f}",
-        f"{scores.has_ans_f1:.2f}",
-        f"{scores.no_ans_exact:.2f}",
-        f"{scores.symptom_macro_f1:.2f}",
-        f"{scores.evidence_f1:.2f}",
-        str(scores.n),
-        f"{recorded.f1:.4f}" if recorded else "-",
-        f"{recorded.exact_match:.4f}" if recorded else "-",
-        ("yes" if same else "NO") if recorded else "-",
+    figures = (
+        ("F1", "f1", ".4f"),
+        ("EM", "exact_match", ".4f"),
+        ("HasAns F1", "has_ans_f1", ".2f"),
+        ("NoAns accuracy", "no_ans_exact", ".2f"),
+        ("symptom macro F1", "symptom_macro_f1", ".2f"),
+        ("evidence F1", "evidence_f1", ".2f"),
+        ("n (examples)", "n", "d"),
     )
+    for label, field, fmt in figures:
+        now = getattr(scores, field)
+        then = getattr(recorded, field) if recorded is not None else None
+        same = "-" if then is None else "yes" if now == then else "NO"
+        table.add_row(label, format(now, fmt), "-" if then is None else format(then, fmt), same)
     console.print(table)
     console.print(f"wrote {run.split_metrics(split)} and {run.split_predictions(split)}")
     return evaluation
