@@ -10,15 +10,32 @@ from evdata.atomic import atomic_write_bytes
 from evtrain.records import HistoryRow
 
 
-def plot_training_curves(history: Sequence[HistoryRow], path: Path, title: str = "") -> Path | None:
-    """Train loss and validation F1/EM per evaluation, written atomically to ``path``."""
-    if not history:
-        return None
+def _pyplot():
+    """matplotlib's pyplot on the headless Agg backend (imported on first use: matplotlib is slow to import)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _save_png(fig, path: Path) -> Path:
+    """Lay out ``fig``, write it as a PNG to ``path`` atomically, and close it."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def plot_training_curves(history: Sequence[HistoryRow], path: Path, title: str = "") -> Path | None:
+    """Train loss and validation F1/EM per evaluation, written atomically to ``path``."""
+    if not history:
+        return None
+    plt = _pyplot()
     steps = [h.step for h in history]
     fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(10, 3.8))
     ax_loss.plot(steps, [h.train_loss for h in history], marker="o")
@@ -33,22 +50,14 @@ def plot_training_curves(history: Sequence[HistoryRow], path: Path, title: str =
     ax_val.grid(alpha=0.3)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    return atomic_write_bytes(path, buf.getvalue())
+    return _save_png(fig, path)
 
 
 def plot_threshold_curve(points: Sequence[tuple[float, float]], chosen: float, path: Path, title: str = "") -> Path | None:
     """Validation F1 (%) against the no-answer threshold, the chosen threshold marked; written atomically to ``path``."""
     if not points:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.6))
     ax.plot([p[0] for p in points], [p[1] for p in points], marker=".")
     ax.axvline(chosen, color="tab:red", linestyle="--", label=f"tuned threshold {chosen:.2f}")
@@ -58,8 +67,4 @@ def plot_threshold_curve(points: Sequence[tuple[float, float]], chosen: float, p
     ax.grid(alpha=0.3)
     if title:
         ax.set_title(title)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    return atomic_write_bytes(path, buf.getvalue())
+    return _save_png(fig, path)
