@@ -187,10 +187,11 @@ def report(c, run=None, study=None, split="test", output=None, data_dir=None):
         "data_dir": "corpus folder (default: bundled synthetic demo corpus)",
         "model": "encoder for both sides: minilm, a local directory, or a cached hub id (model.name)",
         "steps": "optimizer steps each side trains (batch 12, same learning rate and schedule)",
-        "rounds": "runs per side, alternating recipe and evspan, each in a fresh process",
+        "rounds": "runs of the tuned recipe and of evspan, alternating, each in a fresh process",
+        "plain_rounds": "runs of the plain recipe (0 = skip it; it is the slowest side)",
+        "profile_steps": "training steps each side profiles with torch.profiler after its timed run (0 = none)",
         "eval_examples": "validation examples both sides evaluate (0 = the whole val split)",
         "eval_repeats": "evaluation passes per run; the fastest counts (all are kept in the JSON)",
-        "recipe_precision": "the recipe's Trainer precision: fp32 (its default) or bf16",
         "output": "folder for the JSON report (<UTC timestamp>.json)",
         "set": "override a setting, section.key=value (repeatable); evspan's levers live in [train] and [model]",
     },
@@ -203,20 +204,26 @@ def bench(
     model=None,
     steps=40,
     rounds=2,
-    eval_examples=0,
-    eval_repeats=5,
-    recipe_precision="fp32",
+    eval_examples=300,
+    eval_repeats=2,
+    plain_rounds=1,
+    profile_steps=3,
     output="artifacts/bench",
     set=None,
 ):
-    """Side-by-side throughput and quality against the Hugging Face Trainer recipe; prints a table, writes JSON."""
+    """Throughput, quality and step profile of evspan against the Hugging Face recipe, plain and tuned; prints tables, writes JSON."""
     from evdata.dataset import load_dataset
     from evtrain.bench.options import BenchOptions
     from evtrain.bench.runner import run_bench
 
     settings = _settings(set, **{"data.data_dir": data_dir, "model.name": model})
     options = BenchOptions(
-        steps=steps, rounds=rounds, eval_examples=eval_examples, eval_repeats=eval_repeats, recipe_precision=recipe_precision
+        steps=steps,
+        rounds=rounds,
+        plain_rounds=plain_rounds,
+        eval_examples=eval_examples,
+        eval_repeats=eval_repeats,
+        profile_steps=profile_steps,
     )
     dataset = load_dataset(settings.data, _similarity(settings), cache_dir=CACHE)
     run_bench(settings, options, dataset, output_dir=output)

@@ -16,6 +16,7 @@ from transformers import BertConfig
 from evmodel import kernels
 from evmodel.device import cpu_supports_bf16
 from evmodel.kernels import (
+    ATTENTION_BF16,
     ATTENTION_FP32,
     ATTENTION_TOLERANCE,
     ONEDNN_TOLERANCE,
@@ -23,6 +24,8 @@ from evmodel.kernels import (
     Fusion,
     OneDNNLinear,
     fuse_linears_for_cpu_inference,
+    use_bf16_attention,
+    use_cpu_attention,
     use_fp32_attention,
 )
 from evmodel.loading import load_config, resolve_model
@@ -99,58 +102,70 @@ def test_probe_batch_fits_the_default_encoder() -> None:
     assert ids.max() < config.vocab_size and (ids[~mask.bool()] == config.pad_token_id).all()
 
 
-# --- fp32 attention (train.cpu_attention_fp32) ----------------------------------------------------------------
+# --- training attention (train.cpu_attention = "bf16" | "fp32") ------------------------------------------------
+
+KINDS = ("bf16", "fp32")
+_NAMES = {"bf16": ATTENTION_BF16, "fp32": ATTENTION_FP32}
+_FUNCTIONS = {"bf16": "_bf16_attention_on_cpu", "fp32": "_sdpa_fp32_on_cpu"}
+"""The module-level attention function of each kind, which ``register_attention`` looks up when it runs."""
 
 
-def test_healthy_fp32_attention_stays_on_without_a_warning(tiny_bert: Path, no_fast_path_warning) -> None:
+@pytest.mark.parametrize("kind", KINDS)
+def test_healthy_attention_stays_on_without_a_warning(tiny_bert: Path, no_fast_path_warning, kind: str) -> None:
     model = _model(tiny_bert).train()
     rng = torch.get_rng_state()
-    check = use_fp32_attention(model)
+    check = use_cpu_attention(model, kind)
     assert check and check.active and check.reason == ""
-    assert check.setting == "train.cpu_attention_fp32"
+    assert check.setting == "train.cpu_attention"
     assert check.error is not None and 0 <= check.error < ATTENTION_TOLERANCE / 5
-    assert model.encoder.config._attn_implementation == ATTENTION_FP32
+    assert model.encoder.config._attn_implementation == _NAMES[kind]
     # The probe leaves no trace: modes, gradients, the global random state.
     assert all(m.training for m in model.modules())
     assert all(p.grad is None for p in model.parameters())
     assert torch.equal(torch.get_rng_state(), rng)
 
 
-def _mask_builder_returns_none(monkeypatch) -> None:
+def test_unknown_attention_kind_is_an_error(tiny_bert: Path) -> None:
+    with pytest.raises(ValueError, match="'bf16', 'fp32'"):
+        use_cpu_attention(_model(tiny_bert), "sdpa")
+
+
+def _mask_builder_returns_none(monkeypatch, kind: str) -> None:
     monkeypatch.setattr(transformers.masking_utils, "sdpa_mask", lambda *args, **kwargs: None)
 
 
-def _attention_ignores_the_mask(monkeypatch) -> None:
-    healthy = kernels._sdpa_fp32_on_cpu
+def _attention_ignores_the_mask(monkeypatch, kind: str) -> None:
+    healthy = getattr(kernels, _FUNCTIONS[kind])
 
     def ignoring(module, query, key, value, attention_mask, *args, **kwargs):
         return healthy(module, query, key, value, None, *args, **kwargs)
 
-    monkeypatch.setattr(kernels, "_sdpa_fp32_on_cpu", ignoring)
+    monkeypatch.setattr(kernels, _FUNCTIONS[kind], ignoring)
 
 
-def _attention_garbles_values(monkeypatch) -> None:
-    healthy = kernels._sdpa_fp32_on_cpu
+def _attention_garbles_values(monkeypatch, kind: str) -> None:
+    healthy = getattr(kernels, _FUNCTIONS[kind])
 
     def garbling(module, query, key, value, attention_mask, *args, **kwargs):
         return healthy(module, query, key, value.flip(-2), attention_mask, *args, **kwargs)
 
-    monkeypatch.setattr(kernels, "_sdpa_fp32_on_cpu", garbling)
+    monkeypatch.setattr(kernels, _FUNCTIONS[kind], garbling)
 
 
-def _no_set_attn_implementation(monkeypatch) -> None:
+def _no_set_attn_implementation(monkeypatch, kind: str) -> None:
     monkeypatch.delattr(transformers.PreTrainedModel, "set_attn_implementation")
 
 
-def _set_attn_implementation_ignored(monkeypatch) -> None:
+def _set_attn_implementation_ignored(monkeypatch, kind: str) -> None:
     # transformers only logs when a model cannot switch; the switch must be verified.
     monkeypatch.setattr(transformers.PreTrainedModel, "set_attn_implementation", lambda self, name: None)
 
 
-def _no_mask_registry(monkeypatch) -> None:
+def _no_mask_registry(monkeypatch, kind: str) -> None:
     monkeypatch.delattr(transformers.masking_utils, "AttentionMaskInterface")
 
 
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize(
     "breakage",
     [
@@ -162,16 +177,16 @@ def _no_mask_registry(monkeypatch) -> None:
         _no_mask_registry,
     ],
 )
-def test_broken_fp32_attention_falls_back_to_sdpa_with_one_warning(tiny_bert: Path, monkeypatch, breakage) -> None:
+def test_broken_attention_falls_back_to_sdpa_with_one_warning(tiny_bert: Path, monkeypatch, breakage, kind: str) -> None:
     plain = _model(tiny_bert)
     expected = _logits(plain, training_condition=True)
     model = _model(tiny_bert)
-    breakage(monkeypatch)
+    breakage(monkeypatch, kind)
     with pytest.warns(FastPathWarning) as record:
-        check = use_fp32_attention(model)
+        check = use_cpu_attention(model, kind)
     (message,) = _fast_path_warnings(record)
-    assert message.startswith("evspan: train.cpu_attention_fp32 disabled: ") and "\n" not in message
-    assert message.endswith("training runs transformers' sdpa attention")
+    assert message.startswith("evspan: train.cpu_attention disabled: ") and "\n" not in message
+    assert message.endswith(f"training runs transformers' sdpa attention instead of the {kind} one")
     assert not check and not check.active and check.reason in message
     assert plain.encoder.config._attn_implementation == model.encoder.config._attn_implementation == "sdpa"
     # Back on sdpa, the model computes what the plain model computes, padding masked.
@@ -180,32 +195,67 @@ def test_broken_fp32_attention_falls_back_to_sdpa_with_one_warning(tiny_bert: Pa
     again = _model(tiny_bert)
     with warnings.catch_warnings():
         warnings.simplefilter("error", FastPathWarning)
-        assert not use_fp32_attention(again)
+        assert not use_cpu_attention(again, kind)
     assert again.encoder.config._attn_implementation == "sdpa"
 
 
-def test_the_mismatch_is_reported_with_its_size(tiny_bert: Path, monkeypatch) -> None:
-    _mask_builder_returns_none(monkeypatch)
+def _softmax_backward_garbled(monkeypatch) -> None:
+    healthy = torch._softmax_backward_data
+    monkeypatch.setattr(torch, "_softmax_backward_data", lambda grad, output, dim, dtype: healthy(grad, output, dim, dtype).flip(-1))
+
+
+def _softmax_backward_gone(monkeypatch) -> None:
+    monkeypatch.delattr(torch, "_softmax_backward_data")
+
+
+@pytest.mark.parametrize("breakage", [_softmax_backward_garbled, _softmax_backward_gone])
+def test_a_broken_explicit_backward_turns_bf16_attention_off(tiny_bert: Path, monkeypatch, breakage) -> None:
+    """The probe runs no backward through the model; the check of ``ExplicitAttention`` itself catches its backward."""
+    model = _model(tiny_bert)
+    breakage(monkeypatch)
+    with pytest.warns(FastPathWarning, match=r"train\.cpu_attention disabled: its (output or gradients differ|self-check raised)"):
+        check = use_bf16_attention(model)
+    assert not check and model.encoder.config._attn_implementation == "sdpa"
+    # The fp32 attention does not use it: its own check is unaffected.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FastPathWarning)
+        assert use_fp32_attention(_model(tiny_bert))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_mismatch_is_reported_with_its_size(tiny_bert: Path, monkeypatch, kind: str) -> None:
+    _mask_builder_returns_none(monkeypatch, kind)
     with pytest.warns(FastPathWarning, match=r"padded and unpadded rows disagree by \d+\.\d\d \(tolerance 0\.25"):
-        check = use_fp32_attention(_model(tiny_bert))
+        check = use_cpu_attention(_model(tiny_bert), kind)
     assert check.error is not None and check.error > ATTENTION_TOLERANCE and check.tolerance == ATTENTION_TOLERANCE
 
 
-def test_a_passed_check_is_not_repeated(tiny_bert: Path, monkeypatch, no_fast_path_warning) -> None:
-    assert use_fp32_attention(_model(tiny_bert))
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_passed_check_is_not_repeated(tiny_bert: Path, monkeypatch, no_fast_path_warning, kind: str) -> None:
+    assert use_cpu_attention(_model(tiny_bert), kind)
 
     def no_probe(*args, **kwargs):
         raise AssertionError("probed twice")
 
     monkeypatch.setattr(kernels, "_attention_probe", no_probe)
+    monkeypatch.setattr(kernels, "_check_explicit_attention", no_probe)
     model = _model(tiny_bert)
-    assert use_fp32_attention(model)
-    assert model.encoder.config._attn_implementation == ATTENTION_FP32
+    assert use_cpu_attention(model, kind)
+    assert model.encoder.config._attn_implementation == _NAMES[kind]
 
 
-def test_eager_attention_is_not_applicable_and_not_a_failure(tiny_bert: Path, no_fast_path_warning) -> None:
+def test_each_kind_has_its_own_verdict(tiny_bert: Path, monkeypatch) -> None:
+    """A failed bf16 check leaves the fp32 attention available in the same process, and the other way round."""
+    _softmax_backward_gone(monkeypatch)
+    with pytest.warns(FastPathWarning):
+        assert not use_bf16_attention(_model(tiny_bert))
+    assert use_fp32_attention(_model(tiny_bert))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_eager_attention_is_not_applicable_and_not_a_failure(tiny_bert: Path, no_fast_path_warning, kind: str) -> None:
     model = EvidenceQA.from_encoder(tiny_bert, ModelSettings(attn_implementation="eager"), seed=0)
-    check = use_fp32_attention(model)
+    check = use_cpu_attention(model, kind)
     assert not check and "sdpa" in check.reason
 
 
@@ -305,10 +355,11 @@ def test_fusion_not_applicable_is_not_a_failure(tiny_bert: Path, no_fast_path_wa
 # --- the default encoder -----------------------------------------------------------------------------------------
 
 
-def test_both_checks_pass_on_the_default_encoder(no_fast_path_warning) -> None:
+def test_the_checks_pass_on_the_default_encoder(no_fast_path_warning) -> None:
+    for kind in KINDS:
+        check = use_cpu_attention(_model("minilm"), kind)
+        assert check and check.error < ATTENTION_TOLERANCE / 5, kind
     model = _model("minilm")
-    check = use_fp32_attention(model)
-    assert check and check.error < ATTENTION_TOLERANCE / 5
     if cpu_supports_bf16():
         copy_ = copy.deepcopy(model).to(torch.bfloat16).eval()
         report = fuse_linears_for_cpu_inference(copy_)

@@ -23,6 +23,7 @@ from evtrain.bench import runner, worker
 from evtrain.bench.hardware import batch_flops, encoder_flops_per_token, matmul_peak, peak_rss_mib
 from evtrain.bench.options import BenchOptions
 from evtrain.bench.ours import epoch_examples
+from evtrain.bench.profile import CATEGORIES
 from evtrain.bench.recipe import postprocess_predictions, prepare_eval_features, prepare_train_features, tune_null_threshold
 from evtrain.metrics import squad_v2_scores
 from evtrain.records import read_metrics
@@ -229,11 +230,11 @@ def test_options_name_the_bad_field():
         BenchOptions(steps=0)
 
 
-def test_bench_report_has_every_figure_for_both_sides(tiny_corpus, tiny_model, tmp_path, monkeypatch):
+def test_bench_report_has_every_figure_for_all_three_sides(tiny_corpus, tiny_model, tmp_path, monkeypatch):
     settings = tiny_settings(tiny_corpus, tiny_model)
     settings = attrs.evolve(settings, features=FEATURES)
     dataset = load_dataset(settings.data)
-    options = BenchOptions(steps=2, rounds=1, batch_size=4, eval_examples=3, eval_repeats=2)
+    options = BenchOptions(steps=3, rounds=1, batch_size=4, eval_examples=3, eval_repeats=2, plain_eval_repeats=1, profile_steps=1)
 
     def fast_peak(dtype, **kwargs):
         return matmul_peak(dtype, seconds_per_shape=0.01, shapes=((64, 64, 64),))
@@ -256,14 +257,21 @@ def test_bench_report_has_every_figure_for_both_sides(tiny_corpus, tiny_model, t
 
     written = json.loads(next((tmp_path / "bench").glob("*.json")).read_text())
     assert written["summary"] == json.loads(json.dumps(report["summary"]))
-    assert [r["side"] for r in written["runs"]] == ["recipe", "evspan"]
+    assert [r["side"] for r in written["runs"]] == ["recipe_plain", "recipe_tuned", "evspan"]
     assert set(written["matmul_peak_gflops"]) == {"fp32", "bf16"}
     for run in written["runs"]:
-        assert run["train"]["steps"] == 2
+        assert run["train"]["steps"] == 3
         assert run["eval"]["examples"] == 3
-        # Evaluation is timed eval_repeats times; the reported time is the fastest pass.
-        assert len(run["eval"]["repeat_seconds"]) == options.eval_repeats == 2
+        # Evaluation is timed eval_repeats times (the plain recipe plain_eval_repeats); the reported time is the fastest pass.
+        repeats = options.plain_eval_repeats if run["side"] == "recipe_plain" else options.eval_repeats
+        assert len(run["eval"]["repeat_seconds"]) == repeats
         assert run["eval"]["seconds"] == min(run["eval"]["repeat_seconds"])
+        # The step profile: every category, adding up to the profiled step.
+        profile = run["profile"]
+        assert profile["steps"] == 1 and set(profile["ms_per_step"]) == {key for key, _ in CATEGORIES}
+        assert sum(profile["ms_per_step"].values()) == pytest.approx(profile["step_ms"], rel=1e-6)
+        assert profile["ms_per_step"]["linear_forward"] > 0 and profile["ms_per_step"]["linear_backward"] > 0
+        assert profile["ms_per_step"]["attention_forward"] > 0 and profile["ms_per_step"]["optimizer"] > 0
         assert run["train"]["real_tokens"] <= run["train"]["padded_tokens"]
         assert run["peak_rss_mib"] > 0 and run["precision"]
         for key in (
@@ -275,14 +283,20 @@ def test_bench_report_has_every_figure_for_both_sides(tiny_corpus, tiny_model, t
             "val_f1",
         ):
             assert run["rates"][key] >= 0, key
-    evspan = written["runs"][1]
+    plain, tuned, evspan = written["runs"]
     assert evspan["train"]["plan_matches_loop"]
     assert evspan["precision_peak"] == dtypes[0]  # the run's compute dtype, not a guess from its label
-    assert written["runs"][0]["train"]["padded_tokens"] == 2 * 4 * FEATURES.max_length  # the recipe pads every window
-    for key in ("train_tokens_per_second", "eval_tokens_per_second", "val_f1", "peak_rss_mib"):
+    assert plain["train"]["padded_tokens"] == 3 * 4 * FEATURES.max_length  # the plain recipe pads every window
+    assert tuned["train"]["padded_tokens"] < plain["train"]["padded_tokens"]  # dynamic padding
+    assert tuned["precision_peak"] == "bf16" and plain["precision_peak"] == "fp32"
+    assert "group_by_length" in tuned["recipe"] and "DataCollatorWithPadding" in tuned["recipe"]
+    for key in ("train_tokens_per_second", "eval_windows_per_second", "train_executed_bf16_peak_fraction", "val_f1", "peak_rss_mib"):
         assert {"target", "reached", "met"} <= set(written["summary"]["targets"][key])
-    # Quality on both sides: SQuAD 2.0 over the same scored examples, each at its own tuned null threshold.
-    recipe_run, evspan_run = written["runs"]
+    # The headline ratios are against the tuned recipe.
+    ratio = written["summary"]["ratio"]["recipe_tuned"]["train_tokens_per_second"]
+    assert written["summary"]["targets"]["train_tokens_per_second"]["reached"] == pytest.approx(ratio)
+    # Quality on every side: SQuAD 2.0 over the same scored examples, each at its own tuned null threshold.
+    recipe_run, evspan_run = tuned, evspan
     for run in written["runs"]:
         q = run["quality"]
         assert {"f1", "exact_match", "has_ans_f1", "no_ans_exact", "threshold", "best_f1_thresh", "n", "excluded"} <= set(q)
@@ -292,10 +306,23 @@ def test_bench_report_has_every_figure_for_both_sides(tiny_corpus, tiny_model, t
         assert recipe_run["quality"][key] == evspan_run["quality"][key], key
     # The recipe trains on the example set of evspan's first epoch.
     assert recipe_run["train"]["examples"] == evspan_run["train"]["examples"]
-    for key in ("val_has_ans_f1", "val_no_ans_exact", "val_null_threshold"):
-        assert key in written["summary"]["median"]["recipe"] and key in written["summary"]["median"]["evspan"]
+    for key in ("n", "has_ans_total", "no_ans_total", "excluded"):
+        assert plain["quality"][key] == evspan_run["quality"][key], key
+    for side in ("recipe_plain", "recipe_tuned", "evspan"):
+        for key in ("val_has_ans_f1", "val_no_ans_exact", "val_null_threshold"):
+            assert key in written["summary"]["median"][side]
     text = console.export_text()
-    assert "train tokens/s" in text and "val F1 (SQuAD 2.0)" in text and "NoAns" in text and "peak RSS MiB" in text
+    for shown in (
+        "train tok/s",
+        "eval windows/s",
+        "val F1",
+        "NoAns",
+        "peak RSS MiB",
+        "recipe tuned",
+        "Where a training step's time goes",
+        "attention, backward",
+    ):
+        assert shown in text, shown
 
 
 def test_attention_dropout_lever_sets_only_attention_probabilities(tiny_model):
@@ -311,3 +338,43 @@ def test_attention_dropout_lever_sets_only_attention_probabilities(tiny_model):
     assert all(p == 0.1 for name, p in rates.items() if not name.endswith("attention.self.dropout"))
     with pytest.raises(SettingsError, match=r"train\.attention_dropout: must be < 1, got 1\.0"):
         RunSettings().with_changes({"train.attention_dropout": 1.0})
+
+
+def test_tuned_recipe_predictions_are_put_back_in_window_order(tiny_model, tokenizer, tmp_path):
+    # With group_by_length, transformers 5's Trainer.predict visits the windows in a length-grouped order;
+    # scoring them against the wrong windows would make the tuned recipe's quality meaningless.
+    from transformers import AutoModelForQuestionAnswering, DataCollatorWithPadding
+
+    from evtrain.bench.recipe import TUNED, _in_window_order, _prediction_order, _trainer, _Windows
+
+    features = prepare_eval_features(_examples(), tokenizer, FEATURES, pad=False)
+    data = _Windows(features, ("input_ids", "attention_mask", "token_type_ids"))
+    fp32 = attrs.evolve(TUNED, bf16=False)  # exact comparison: the order is what is tested, not bf16
+
+    trainer = _trainer(
+        tiny_model,
+        tokenizer,
+        fp32,
+        data,
+        DataCollatorWithPadding(tokenizer),
+        [],
+        output_dir=tmp_path,
+        max_steps=1,
+        batch_size=4,
+        eval_batch_size=4,
+        learning_rate=1e-4,
+        weight_decay=0.0,
+        warmup_steps=0,
+        max_grad_norm=1.0,
+        seed=3,
+    )
+    order = _prediction_order(trainer, data)
+    assert order is not None and order != sorted(order)  # the Trainer really reorders
+    start = _in_window_order(trainer.predict(data).predictions[0], order)
+    model = AutoModelForQuestionAnswering.from_pretrained(tiny_model).eval()
+    model.load_state_dict(trainer.model.state_dict())
+    for w in range(len(data)):
+        item = {k: torch.tensor([v]) for k, v in data[w].items()}
+        with torch.no_grad():
+            expected = model(**item).start_logits[0].numpy()
+        np.testing.assert_allclose(start[w, : len(expected)], expected, rtol=1e-4, atol=1e-5)

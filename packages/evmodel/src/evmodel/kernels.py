@@ -1,43 +1,68 @@
-"""CPU fast paths: attention in fp32 under bf16 autocast (training), oneDNN-fused linears (inference).
+"""CPU fast paths: explicit bf16 attention and fast dropout (training), oneDNN-fused linears (inference).
 
-Both keep what the model computes and only change how; ``invoke bench`` measures them.
+Each keeps what the model computes and only changes how; ``invoke bench`` measures them.
 
-Training (``train.cpu_attention_fp32``). Under bf16 autocast, the encoder's ``scaled_dot_product_attention`` receives bf16
-queries, keys and values, and torch's CPU flash-attention *backward* is slower in bf16 than in fp32
-(best of 8, 12 windows x 12 heads, forward + backward on a 2-core AMX Xeon: 9 against 34 ms at 128
-tokens, 42 against 64 ms at 256 tokens).
-``ATTENTION_FP32`` is a transformers attention function that upcasts to fp32 while gradients are
-being recorded on a CPU and otherwise calls transformers' own ``sdpa`` unchanged.
+Training attention (``train.cpu_attention``: ``"bf16"``, ``"fp32"`` or ``"sdpa"``). Under bf16 autocast the
+encoder's ``scaled_dot_product_attention`` receives bf16 queries, keys and values, and torch's CPU
+flash-attention *backward* is slow in bf16. Per layer, forward + backward, 12 windows x 12 heads x head
+dimension 32 with a padding mask, on this project's 2-core AMD EPYC (AVX512-BF16, no AMX), quiet machine:
+at 300 tokens sdpa took 54-62 ms in fp32, 69-92 ms in bf16 and ``ATTENTION_BF16`` 36-40 ms; at 128 tokens
+12, 26 and 6 ms. At 384 tokens the explicit form is the slower one (102-141 against 81-117 ms), so rows
+longer than ``EXPLICIT_MAX_TOKENS`` (320) take ``ATTENTION_FP32``'s path.
+
+- ``ATTENTION_BF16`` (``"bf16"``, the default): ``ExplicitAttention``, softmax attention written out as
+  three bf16 matmuls and a softmax, with a backward that reuses the saved probabilities (torch's
+  ``_softmax_backward_data``). It computes what transformers' ``eager`` attention computes under bf16
+  autocast (scores and probabilities rounded to bf16, the softmax taken in fp32). Memory: it stores the
+  bf16 probabilities, B x H x L^2 per layer (26 MB per layer for 12 windows of 300 tokens on MiniLM's 12
+  heads), where flash attention keeps only its output and one log-sum-exp per row.
+- ``ATTENTION_FP32`` (``"fp32"``): upcasts to fp32 and runs sdpa's fp32 flash attention.
+
+Both take their path only while training on a CPU (gradients on, low-precision queries; the bf16 one also
+needs attention dropout 0, a padding mask or none, no causal mask, no position bias, no grouped heads,
+and no ``torch.compile`` tracing); otherwise they call transformers' own ``sdpa`` unchanged, so inference
+is untouched.
+
+Training dropout (``train.fast_dropout``). A training step of MiniLM runs 14 hidden-state dropouts, and
+``F.dropout`` spends most of its time in ``bernoulli_``: 6.0 ms on a [2600, 384] bf16 tensor on the same
+CPU, 10% of the step. ``FastDropout`` draws 64-bit random integers from torch's default CPU generator
+(one per four elements) and compares their 16-bit lanes with a threshold, so the drop probability is
+``round(p * 65536) / 65536`` (0.1 becomes 0.100006); ``use_fast_dropout`` swaps it in. On the EPYC:
+1.4 ms against ``F.dropout``'s 6.1 (0.8 ms of it drawing the bits), 1.9 against 6.6 with the backward.
 
 Inference (``train.eval_onednn_linears``). A profile of bf16 evaluation put 43% of the time in ``addmm``,
 7% in copying the bias into each output before the matmul, and 8% in a separate GELU pass.
 ``fuse_linears_for_cpu_inference`` swaps the linear layers of a bf16 inference copy for ``OneDNNLinear``:
 a pre-packed weight, bias and exact GELU applied inside oneDNN's matmul.
 
-Self-checks. Both paths rest on library internals that can change without an error (transformers'
-``AttentionInterface``/``AttentionMaskInterface`` registries, ``set_attn_implementation`` and the private
-``config._attn_implementation``; torch's private ``torch.ops.mkldnn._reorder_linear_weight`` and
-``_linear_pointwise``). So each one checks itself when it is set up, on ``evmodel.selfcheck.probe_batch``
-(built from the config alone: a 6-token row padded to 24 tokens in a batch with a 24-token row), and when
-the check disagrees or raises it undoes itself, issues one ``FastPathWarning`` naming its setting, and
-returns a ``FastPathCheck`` saying why it is off:
+Self-checks. The attention paths and the fusion rest on library internals that can change without an
+error (transformers' ``AttentionInterface``/``AttentionMaskInterface`` registries, ``set_attn_implementation``
+and the private ``config._attn_implementation``; torch's private ``_softmax_backward_data``,
+``torch.ops.mkldnn._reorder_linear_weight`` and ``_linear_pointwise``). So each one checks itself when it
+is set up, on ``evmodel.selfcheck.probe_batch`` (built from the config alone: a 6-token row padded to 24
+tokens in a batch with a 24-token row), and when the check disagrees or raises it undoes itself, issues
+one ``FastPathWarning`` naming its setting, and returns a ``FastPathCheck`` saying why it is off:
 
-- fp32 attention: under bf16 autocast with gradients on (the training condition), the short row alone
-  and the same row padded must give the same hidden states, and both must match transformers' plain
+- attention (either kind): under bf16 autocast with gradients on (the training condition), the short row
+  alone and the same row padded must give the same hidden states, and both must match transformers' plain
   ``sdpa``. Differences are measured in units of what attending to the padding would change (sdpa run on
   the padded batch with an all-ones mask), so the one tolerance (``ATTENTION_TOLERANCE``, a quarter of that
   shift) separates bf16 noise (about 0.01 of it, tiny test BERT and MiniLM alike) from a mask that is
-  ignored (1.0) for any model size.
+  ignored (1.0) for any model size. The bf16 attention's backward is its own code, so its check also runs
+  ``ExplicitAttention`` forward and backward on a small padded problem and compares the output and the
+  gradients with sdpa's in fp32 (``EXPLICIT_TOLERANCE`` of their largest magnitude).
 - oneDNN linears: the fused copy's outputs on the probe's real tokens must match the unfused bf16 copy's
   to ``ONEDNN_TOLERANCE`` of their largest magnitude (fusing only moves bf16 rounding: about 0.01 on
   MiniLM, the same as bf16 against fp32). On failure the swapped layers are put back, so the caller's
   copy is the unfused bf16 model.
 
+``FastDropout`` needs no probe: it uses only public torch operations, and its tests pin its statistics.
+
 The verdict is kept per process, keyed on model class, config class, parameter dtype and device (and
-the activation for the fusion): it depends on the installed libraries and the architecture, not on the
-weights. The probes are cheap (about 60 ms for the attention, 25 ms for the fusion on MiniLM), and
-evaluation, which builds and fuses a fresh copy on every call, pays them only on its first call; a failed
-fast path warns once per process.
+the attention kind, or the activation for the fusion): it depends on the installed libraries and the
+architecture, not on the weights. The probes are cheap (about 60 ms for the attention, 25 ms for the fusion
+on MiniLM), and evaluation, which builds and fuses a fresh copy on every call, pays them only on its first
+call; a failed fast path warns once per process.
 """
 
 from __future__ import annotations
@@ -68,35 +93,184 @@ from evmodel.selfcheck import (
 )
 
 __all__ = [
+    "ATTENTION_BF16",
     "ATTENTION_FP32",
     "ATTENTION_TOLERANCE",
+    "EXPLICIT_TOLERANCE",
     "ONEDNN_TOLERANCE",
+    "ExplicitAttention",
+    "FastDropout",
     "FastPathCheck",
     "FastPathWarning",
     "Fusion",
     "OneDNNLinear",
+    "additive_mask",
     "fuse_linears_for_cpu_inference",
     "onednn_inference_available",
     "register_attention",
+    "use_bf16_attention",
+    "use_cpu_attention",
+    "use_fast_dropout",
     "use_fp32_attention",
 ]
+
+ATTENTION_BF16 = "evspan_explicit_bf16"
+"""Name under which the explicit bf16 training attention is registered with transformers' ``AttentionInterface``."""
 
 ATTENTION_FP32 = "evspan_sdpa_fp32"
 """Name under which the fp32-on-CPU attention is registered with transformers' ``AttentionInterface``."""
 
 ATTENTION_TOLERANCE = 0.25
-"""Largest allowed disagreement of the fp32 attention's self-check, as a fraction of the change attending to the padding makes."""
+"""Largest allowed disagreement of an attention self-check, as a fraction of the change attending to the padding makes."""
+
+EXPLICIT_TOLERANCE = 0.1
+"""Largest allowed disagreement of ``ExplicitAttention``'s output and gradients with sdpa's, as a fraction of sdpa's largest value."""
 
 ONEDNN_TOLERANCE = 0.1
 """Largest allowed disagreement of fused and unfused outputs, as a fraction of the unfused outputs' largest magnitude."""
 
-_ATTENTION_FALLBACK = "training runs transformers' sdpa attention"
 _ONEDNN_FALLBACK = "evaluation runs the unfused bf16 copy"
+
+
+# --- training: attention ----------------------------------------------------------------------------------
+
+
+class ExplicitAttention(torch.autograd.Function):
+    """``softmax(query @ key^T * scale + bias) @ value``, with a backward that reuses the saved probabilities.
+
+    ``query``, ``key``, ``value``: ``[batch, heads, tokens, head_dim]`` of one dtype; ``bias``: None or an
+    additive mask of that dtype broadcastable to the ``[batch, heads, queries, keys]`` scores (0 where a key
+    is attended to, the dtype's minimum where it is masked; see ``additive_mask``); ``scale``: a float.
+    Every operation runs in the inputs' dtype (autocast is switched off inside), so it is exact in float64
+    (``torch.autograd.gradcheck``) and bf16 throughout in bf16. Saves the inputs and the probabilities
+    (batch x heads x queries x keys); no gradient for ``bias``.
+    """
+
+    @staticmethod
+    def forward(
+        ctx: Any, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, bias: torch.Tensor | None, scale: float
+    ) -> torch.Tensor:
+        with torch.autocast(query.device.type, enabled=False):
+            # Transposed views (transformers' layout) would be copied by every matmul, forward and backward: copy once.
+            query, key, value = query.contiguous(), key.contiguous(), value.contiguous()
+            scores = torch.matmul(query, key.transpose(-1, -2))
+            scores.mul_(scale)
+            if bias is not None:
+                scores.add_(bias)
+            probs = torch.softmax(scores, dim=-1)
+            del scores
+            ctx.save_for_backward(query, key, value, probs)
+            ctx.scale = scale
+            return torch.matmul(probs, value)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        query, key, value, probs = ctx.saved_tensors
+        need_query, need_key, need_value = ctx.needs_input_grad[:3]
+        grad_query = grad_key = grad_value = None
+        with torch.autocast(grad.device.type, enabled=False):
+            grad = grad.contiguous()
+            if need_value:
+                grad_value = torch.matmul(probs.transpose(-1, -2), grad)
+            if need_query or need_key:
+                grad_probs = torch.matmul(grad, value.transpose(-1, -2))
+                grad_scores = torch._softmax_backward_data(grad_probs, probs, -1, probs.dtype)
+                del grad_probs
+                grad_scores.mul_(ctx.scale)
+                if need_query:
+                    grad_query = torch.matmul(grad_scores, key)
+                if need_key:
+                    grad_key = torch.matmul(grad_scores.transpose(-1, -2), query)
+        return grad_query, grad_key, grad_value, None, None
+
+
+def additive_mask(mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
+    """An sdpa attention mask as an additive bias of ``dtype``: 0 where attended, the dtype's minimum where masked.
+
+    A bool mask is True where a key is attended to; a float mask is already additive (sdpa's convention) and
+    is only cast, clamped to the dtype's finite range (fp32's minimum becomes -inf in bf16, and a row of
+    -inf would make a NaN where the minimum makes a uniform row).
+    """
+    if mask is None:
+        return None
+    lowest = torch.finfo(dtype).min
+    if mask.dtype == torch.bool:
+        return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill_(~mask, lowest)
+    return torch.clamp(mask.to(dtype), min=lowest)
+
+
+def _explicit_applies(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    mask: torch.Tensor | None,
+    dropout: float,
+    is_causal: bool | None,
+    position_bias: torch.Tensor | None,
+    kwargs: dict[str, Any],
+) -> bool:
+    """The training condition of ``ATTENTION_BF16``, and nothing in the call that sdpa would do and it does not."""
+    if not (query.device.type == "cpu" and query.dtype == key.dtype == value.dtype == torch.bfloat16):
+        return False
+    if not (torch.is_grad_enabled() and (query.requires_grad or key.requires_grad or value.requires_grad)):
+        return False
+    if dropout or position_bias is not None or kwargs.get("softcap") is not None or kwargs.get("output_attentions"):
+        return False
+    if getattr(module, "num_key_value_groups", 1) != 1 or torch.compiler.is_compiling():
+        return False
+    if query.dim() != 4 or key.shape[:2] != query.shape[:2] or value.shape[:3] != key.shape[:3]:
+        return False
+    causal = is_causal if is_causal is not None else getattr(module, "is_causal", True)
+    if causal and mask is None and query.shape[2] > 1:
+        return False  # sdpa would apply a causal mask
+    if mask is None:
+        return True
+    scores = (*query.shape[:3], key.shape[2])
+    return (mask.dtype == torch.bool or mask.is_floating_point()) and torch.broadcast_shapes(mask.shape, scores) == scores
+
+
+EXPLICIT_MAX_TOKENS = 320
+"""Longest rows (tokens) ``ATTENTION_BF16`` runs explicitly; longer ones take ``ATTENTION_FP32``'s fp32 flash attention.
+
+Forward + backward per layer, 12 windows x 12 heads x head_dim 32, 2-core AVX512-BF16 CPU: explicit bf16
+against fp32 flash 16 / 29 ms at 192 tokens, 28 / 47 at 256, 42 / 64 at 320, but 102 / 81 at 384.
+"""
+
+
+def _bf16_attention_on_cpu(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    dropout: float = 0.0,
+    scaling: float | None = None,
+    is_causal: bool | None = None,
+    position_bias: torch.Tensor | None = None,
+    **kwargs: Any,
+) -> tuple[torch.Tensor, None]:
+    """``ATTENTION_BF16``: ``ExplicitAttention`` when training in bf16 on a CPU, else transformers' sdpa, unchanged."""
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    if not _explicit_applies(module, query, key, value, attention_mask, dropout, is_causal, position_bias, kwargs):
+        options = {"dropout": dropout, "scaling": scaling, "is_causal": is_causal, "position_bias": position_bias}
+        return sdpa_attention_forward(module, query, key, value, attention_mask, **options, **kwargs)
+    if key.shape[-2] > EXPLICIT_MAX_TOKENS:
+        # Long rows: the [tokens, tokens] probabilities outgrow the caches (slower than fp32 flash attention at
+        # 384 tokens) and would be kept for the backward pass (a batch's longest rows set its peak memory).
+        options = {"dropout": dropout, "scaling": scaling, "is_causal": is_causal, "position_bias": position_bias}
+        return _sdpa_fp32_on_cpu(module, query, key, value, attention_mask, **options, **kwargs)
+    scale = query.size(-1) ** -0.5 if scaling is None else scaling
+    output = ExplicitAttention.apply(query, key, value, additive_mask(attention_mask, query.dtype), scale)
+    # transformers' convention (as sdpa_attention_forward): [batch, tokens, heads, head_dim], no weights.
+    return output.transpose(1, 2).contiguous(), None
 
 
 def _sdpa_fp32_on_cpu(
     module: nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, attention_mask: torch.Tensor | None, *args, **kwargs
 ) -> tuple[torch.Tensor, Any]:
+    """``ATTENTION_FP32``: sdpa on fp32 copies when training in bf16/fp16 on a CPU, else transformers' sdpa, unchanged."""
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
     low = query.dtype in (torch.bfloat16, torch.float16)
@@ -109,34 +283,42 @@ def _sdpa_fp32_on_cpu(
     return output.to(query.dtype), weights
 
 
-def register_attention() -> str:
-    """Register ``ATTENTION_FP32`` with transformers (idempotent); returns its name.
+_ATTENTION_NAMES = {"bf16": ATTENTION_BF16, "fp32": ATTENTION_FP32}
 
-    Both halves are needed: the attention function, and the padding-mask builder under the same name.
-    transformers builds no mask at all for an attention name it has no mask function for (it assumes an
-    external backend), and padding tokens would then be attended to.
+
+def register_attention() -> tuple[str, ...]:
+    """Register ``ATTENTION_BF16`` and ``ATTENTION_FP32`` with transformers (idempotent); returns their names.
+
+    Both halves are needed for each: the attention function, and the padding-mask builder under the same
+    name. transformers builds no mask at all for an attention name it has no mask function for (it assumes
+    an external backend), and padding tokens would then be attended to.
     """
     from transformers import AttentionInterface
     from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
-    AttentionInterface.register(ATTENTION_FP32, _sdpa_fp32_on_cpu)
-    AttentionMaskInterface.register(ATTENTION_FP32, sdpa_mask)
-    return ATTENTION_FP32
+    for name, function in ((ATTENTION_BF16, _bf16_attention_on_cpu), (ATTENTION_FP32, _sdpa_fp32_on_cpu)):
+        AttentionInterface.register(name, function)
+        AttentionMaskInterface.register(name, sdpa_mask)
+    return ATTENTION_BF16, ATTENTION_FP32
 
 
-def use_fp32_attention(model: nn.Module) -> FastPathCheck:
-    """Switch every sdpa encoder inside ``model`` to ``ATTENTION_FP32``, self-checked; the check is truthy when it is on.
+def use_cpu_attention(model: nn.Module, kind: str) -> FastPathCheck:
+    """Switch every sdpa encoder inside ``model`` to the ``"bf16"`` or ``"fp32"`` training attention, self-checked.
 
-    Only the in-memory config changes: transformers does not save the attention implementation in
-    ``config.json``, so checkpoints are unaffected. Encoders on ``eager`` attention are left alone (an
-    inactive check, no warning). The first call for an architecture in a process runs the probe (see the
-    module docstring): when the switched encoders disagree with themselves on padded rows or with
-    ``sdpa``, or anything raises (a registry, ``set_attn_implementation`` or ``_attn_implementation``
-    gone), the encoders go back to ``sdpa`` and one ``FastPathWarning`` names ``train.cpu_attention_fp32``.
-    The probe runs in eval mode with gradients on and no backward pass: parameters' ``.grad``, the
-    modules' train/eval modes and the global random state are as they were.
+    The check is truthy when the attention is on. Only the in-memory config changes: transformers does not
+    save the attention implementation in ``config.json``, so checkpoints are unaffected. Encoders on
+    ``eager`` attention are left alone (an inactive check, no warning). The first call for an architecture
+    and kind in a process runs the probe (see the module docstring): when the switched encoders disagree
+    with themselves on padded rows or with ``sdpa``, or anything raises (a registry,
+    ``set_attn_implementation`` or ``_attn_implementation`` gone), the encoders go back to ``sdpa`` and one
+    ``FastPathWarning`` names ``train.cpu_attention``. The probe runs in eval mode with gradients on and no
+    backward pass through the model: parameters' ``.grad``, the modules' train/eval modes and the global
+    random state are as they were.
     """
-    key = verdict_key(SETTING_ATTENTION, model)
+    if kind not in _ATTENTION_NAMES:
+        raise ValueError(f"use_cpu_attention: kind must be one of {', '.join(map(repr, _ATTENTION_NAMES))}, got {kind!r}")
+    name = _ATTENTION_NAMES[kind]
+    key = verdict_key(SETTING_ATTENTION, model, kind)
     known = known_verdict(key)
     if known is not None and not known.active:
         return known
@@ -148,19 +330,31 @@ def use_fp32_attention(model: nn.Module) -> FastPathCheck:
         references = None if known else [_attention_probe(encoder, attend_to_padding=True) for encoder in encoders]
         register_attention()
         for encoder in encoders:
-            encoder.set_attn_implementation(ATTENTION_FP32)
+            encoder.set_attn_implementation(name)
             switched.append(encoder)
-            if encoder.config._attn_implementation != ATTENTION_FP32:
+            if encoder.config._attn_implementation != name:
                 raise RuntimeError(f"{type(encoder).__name__}.set_attn_implementation left it on {encoder.config._attn_implementation!r}")
         if known is not None:
             return known
-        check = _compare_attention(encoders, references)
+        check = _check_explicit_attention() if kind == "bf16" else None
+        if check is None:
+            check = _compare_attention(encoders, references)
     except Exception as exc:  # any failure of the fast path means: train on plain sdpa
         check = failed(SETTING_ATTENTION, raised(exc))
     if not check.active:
         for encoder in switched:
             encoder.set_attn_implementation("sdpa")
-    return remember(key, check, _ATTENTION_FALLBACK)
+    return remember(key, check, f"training runs transformers' sdpa attention instead of the {kind} one")
+
+
+def use_bf16_attention(model: nn.Module) -> FastPathCheck:
+    """``use_cpu_attention(model, "bf16")``: ``ATTENTION_BF16``, explicit softmax attention in bf16 (``train.cpu_attention = "bf16"``)."""
+    return use_cpu_attention(model, "bf16")
+
+
+def use_fp32_attention(model: nn.Module) -> FastPathCheck:
+    """``use_cpu_attention(model, "fp32")``: ``ATTENTION_FP32``, sdpa upcast to fp32 (``train.cpu_attention = "fp32"``)."""
+    return use_cpu_attention(model, "fp32")
 
 
 def _sdpa_encoders(model: nn.Module) -> list[nn.Module]:
@@ -192,7 +386,7 @@ def _attention_probe(encoder: nn.Module, *, attend_to_padding: bool = False) -> 
 
 
 def _compare_attention(encoders: list[nn.Module], references: list[dict[str, torch.Tensor]]) -> FastPathCheck:
-    """Padded against alone, and fp32 against sdpa, in units of the shift attending to the padding causes."""
+    """Padded against alone, and ours against sdpa, in units of the shift attending to the padding causes."""
     findings = []
     for encoder, reference in zip(encoders, references):
         ours = _attention_probe(encoder)
@@ -209,6 +403,122 @@ def _compare_attention(encoders: list[nn.Module], references: list[dict[str, tor
         reason = f"{what} by {error:.2f} (tolerance {ATTENTION_TOLERANCE}; 1 = attending to the padding)"
         return failed(SETTING_ATTENTION, reason, error, ATTENTION_TOLERANCE)
     return FastPathCheck(SETTING_ATTENTION, True, "", error, ATTENTION_TOLERANCE)
+
+
+def _check_explicit_attention() -> FastPathCheck | None:
+    """``ExplicitAttention`` forward and backward against sdpa in fp32 on a small padded bf16 problem; None when they agree.
+
+    The inputs come from a private generator (the global random state is untouched); the last 5 of 12 keys
+    of the second row are masked. Each of the output and the three gradients is compared in units of sdpa's
+    largest magnitude for it.
+    """
+    generator = torch.Generator().manual_seed(0)
+    shape = (2, 2, 12, 8)
+    inputs = [torch.randn(shape, generator=generator).to(torch.bfloat16) for _ in range(4)]
+    query, key, value, grad = inputs
+    mask = torch.ones(2, 1, 1, shape[2], dtype=torch.bool)
+    mask[1, ..., -5:] = False
+    with torch.enable_grad(), torch.autocast("cpu", enabled=False):
+        ours = [t.detach().requires_grad_() for t in (query, key, value)]
+        output = ExplicitAttention.apply(*ours, additive_mask(mask, torch.bfloat16), 0.5)
+        output.backward(grad)
+        exact = [t.detach().float().requires_grad_() for t in (query, key, value)]
+        reference = F.scaled_dot_product_attention(*exact, attn_mask=mask, scale=0.5)
+        reference.backward(grad.float())
+    pairs = [(output.detach(), reference.detach())] + [(a.grad, b.grad) for a, b in zip(ours, exact)]
+    error = max(max_difference(a.float(), b) / max(float(b.abs().max()), 1e-6) for a, b in pairs)
+    if error <= EXPLICIT_TOLERANCE:
+        return None
+    reason = f"its output or gradients differ from sdpa's by {error:.2f} of their largest value (tolerance {EXPLICIT_TOLERANCE})"
+    return failed(SETTING_ATTENTION, reason, error, EXPLICIT_TOLERANCE)
+
+
+# --- training: hidden-state dropout -------------------------------------------------------------------------
+
+_LANES = 1 << 16
+"""Values of one 16-bit lane: drop probabilities are multiples of 1 / 65536."""
+
+
+class FastDropout(nn.Dropout):
+    """``nn.Dropout`` for CPU training: the mask comes from 16-bit lanes of 64-bit random integers, not ``bernoulli_``.
+
+    In training mode on a CPU tensor with ``0 < p < 1``, an element is dropped with probability
+    ``round(p * 65536) / 65536`` (``p_eff``) and the kept ones are scaled by ``1 / (1 - p_eff)``; the bool
+    mask is saved for the backward (``grad * mask / (1 - p_eff)``), as ``F.dropout`` saves its own. The bits
+    come from torch's default CPU generator (``Tensor.random_`` over the full int64 range, so all four lanes
+    are uniform: the plain ``random_()`` leaves the top bit 0), so ``torch.manual_seed`` reproduces the masks
+    and a run resumed with its saved random state continues the same stream. It is a different stream from
+    ``F.dropout``'s. The result is never computed in place (``inplace`` only matters on the fallbacks).
+
+    Eval mode, ``p == 0`` (or ``p_eff == 0``): the input itself. Tensors on other devices (CUDA's dropout
+    is already fused), ``p_eff == 1``, and ``torch.compile`` tracing (inductor generates its own): ``F.dropout``.
+    A subclass of ``nn.Dropout``, so code that looks for dropout modules (``evtrain.components.set_attention_dropout``)
+    or reads their ``p`` finds it; it has no parameters or buffers.
+    """
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return input
+        if input.device.type != "cpu" or torch.compiler.is_compiling():
+            return F.dropout(input, self.p, True, self.inplace)
+        drop = round(self.p * _LANES)
+        if drop == 0:
+            return input
+        if drop >= _LANES:
+            return F.dropout(input, self.p, True, self.inplace)
+        # A named range, so a step profile (``invoke bench``) counts the mask and its multiply as dropout.
+        with torch.profiler.record_function("evspan::dropout"):
+            return _MaskedScale.apply(input, _keep_mask(input.shape, drop), _LANES / (_LANES - drop))
+
+
+def _keep_mask(shape: torch.Size, drop: int) -> torch.Tensor:
+    """A bool mask of ``shape``, each element False with probability ``drop / 65536``, from the default CPU generator."""
+    count = shape.numel()
+    # from = int64 min and no upper bound: all 64 bits random (random_() alone draws [0, 2**63), top bit 0).
+    words = torch.empty((count + 3) // 4, dtype=torch.int64).random_(torch.iinfo(torch.int64).min, None)
+    lanes = words.view(torch.int16)[:count].view(shape)
+    # A lane is uniform on [-32768, 32767]: it is below -32768 + drop with probability drop / 65536.
+    return lanes >= drop - _LANES // 2
+
+
+class _MaskedScale(torch.autograd.Function):
+    """``x * keep * scale`` for a bool mask ``keep``; the backward applies the same mask and scale to the gradient."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, keep: torch.Tensor, scale: float) -> torch.Tensor:
+        ctx.save_for_backward(keep)
+        ctx.scale = scale
+        return _masked_scale(x, keep, scale)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        (keep,) = ctx.saved_tensors
+        return _masked_scale(grad, keep, ctx.scale), None, None
+
+
+def _masked_scale(x: torch.Tensor, keep: torch.Tensor, scale: float) -> torch.Tensor:
+    # A bool operand takes a slow casting path in mul (about 4x slower on bf16); its uint8 view is the same bytes.
+    return x.mul(keep.view(torch.uint8)).mul_(scale)
+
+
+def use_fast_dropout(model: nn.Module) -> int:
+    """Swap, in place, every ``nn.Dropout`` with ``p > 0`` inside ``model`` for a ``FastDropout`` of the same ``p``; returns how many.
+
+    Covers the encoder's hidden-state dropouts and ``EvidenceQA``'s ``dropout`` before the span head. A
+    dropout module shared by several parents is replaced by one shared ``FastDropout``; each keeps its
+    train/eval mode. Dropout modules that transformers only reads ``p`` from (attention probabilities) are
+    swapped too, which changes nothing. Parameters and the state dict are unchanged (dropout has none).
+    """
+    swapped: dict[int, FastDropout] = {}
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if type(child) is nn.Dropout and child.p > 0:
+                fast = swapped.get(id(child))
+                if fast is None:
+                    fast = swapped[id(child)] = FastDropout(child.p, child.inplace)
+                    fast.train(child.training)
+                setattr(parent, name, fast)
+    return len(swapped)
 
 
 # --- inference: linear layers as oneDNN matmuls with their bias and GELU fused in -------------------------

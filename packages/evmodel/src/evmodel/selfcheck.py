@@ -23,8 +23,8 @@ import attrs
 import torch
 from torch import nn
 
-SETTING_ATTENTION = "train.cpu_attention_fp32"
-"""The setting behind the fp32 training attention (``kernels.use_fp32_attention``)."""
+SETTING_ATTENTION = "train.cpu_attention"
+"""The setting behind the CPU training attention, bf16 or fp32 (``kernels.use_cpu_attention``)."""
 SETTING_ONEDNN = "train.eval_onednn_linears"
 """The setting behind the oneDNN-fused evaluation linears (``kernels.fuse_linears_for_cpu_inference``)."""
 

@@ -26,7 +26,7 @@ from evfeatures.batching import length_grouped_batches, sample_examples, subsamp
 from evfeatures.windows import Windows, build_windows, check_window_settings
 from evmodel.checkpoint import load_checkpoint, save_checkpoint
 from evmodel.device import resolve_device
-from evmodel.kernels import use_fp32_attention
+from evmodel.kernels import use_cpu_attention, use_fast_dropout
 from evmodel.loading import load_tokenizer, pad_token_id, resolve_model
 from evmodel.qa import EvidenceQA
 from evtrain.baselines import baseline_decisions
@@ -183,10 +183,12 @@ def setup_model(settings: RunSettings) -> ModelSetup:
     tokenizer = load_tokenizer(model_path)
     model = EvidenceQA.from_encoder(model_path, settings.model, seed=t.seed).to(device)
     set_attention_dropout(model, t.attention_dropout)
-    if device.type == "cpu" and t.cpu_attention_fp32 and precision.autocast_dtype is not None:
+    if device.type == "cpu" and t.cpu_attention != "sdpa" and precision.autocast_dtype == torch.bfloat16:
         # Checks itself on a probe batch; on a mismatch it falls back to sdpa with one warning naming the setting.
-        attention = use_fp32_attention(model)
-        log.info("train.cpu_attention_fp32: %s", "active" if attention.active else f"off ({attention.reason})")
+        attention = use_cpu_attention(model, t.cpu_attention)
+        log.info("train.cpu_attention = %r: %s", t.cpu_attention, "active" if attention.active else f"off ({attention.reason})")
+    if device.type == "cpu" and t.fast_dropout:
+        log.info("train.fast_dropout: %d dropout layer(s) swapped for FastDropout", use_fast_dropout(model))
     if settings.model.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     forward = torch.compile(model, dynamic=True) if t.compile else model

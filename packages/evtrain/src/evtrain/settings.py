@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import attrs
 from attrs.validators import ge, gt, le, lt
 
-from evdata.config import SettingsError, dumps_sections, evolve_sections, load_sections, structure_sections, validate_fields
+from evdata.config import SettingsError, converter, dumps_sections, evolve_sections, load_sections, structure_sections, validate_fields
 from evdata.settings import DataSettings
 from evfeatures.settings import FeatureSettings
 from evmodel.settings import ModelSettings
 
 ALL_SECTIONS = ("data", "features", "model", "train", "search")
+CPU_ATTENTION = ("bf16", "fp32", "sdpa")
+"""The choices of ``train.cpu_attention``."""
 
 
 @attrs.frozen
@@ -68,12 +70,38 @@ class TrainSettings:
     Above 0, CPU attention cannot use its fused kernel: ``invoke bench`` measured training steps
     2-2.5x slower at 0.1, at equal validation F1. Hidden-state dropout is unaffected.
     """
-    cpu_attention_fp32: bool = True
-    """CPU training under bf16 autocast: compute attention in fp32 (``evmodel.kernels``).
+    cpu_attention: Literal["bf16", "fp32", "sdpa"] = "bf16"
+    """CPU training under bf16 autocast: how attention runs (``evmodel.kernels``); no effect on CUDA, in fp32, or on eager attention.
 
-    torch's CPU flash-attention backward is slower in bf16 than in fp32, so this is both faster (+12% per
-    training step in an interleaved A/B on a 2-core CPU) and more precise. No effect on CUDA, in fp32, or on
-    eager attention.
+    torch's CPU flash-attention backward is slow in bf16. Per layer, forward + backward, 12 windows x 12
+    heads x head dimension 32 with a padding mask, on this project's 2-core AMD EPYC (AVX512-BF16, no AMX),
+    quiet machine: 300 tokens took 54-62 ms with ``"fp32"``, 69-92 ms with ``"sdpa"`` and 36-40 ms with
+    ``"bf16"``; 128 tokens 12, 26 and 6 ms. At 384 tokens the explicit form is slower than fp32 flash
+    (102-141 against 81-117 ms: its [tokens, tokens] probabilities outgrow the caches), so ``"bf16"`` runs
+    rows longer than ``evmodel.kernels.EXPLICIT_MAX_TOKENS`` (320) as ``"fp32"`` does, which also keeps a
+    batch of full-length windows at ``"fp32"``'s peak memory.
+
+    - ``"bf16"``: explicit softmax attention in bf16 with its own backward (what ``eager`` attention computes
+      under autocast) for rows up to 320 tokens; it stores the bf16 attention probabilities, batch x heads x
+      tokens^2 per layer (26 MB per MiniLM layer for 12 windows of 300 tokens). Needs ``attention_dropout = 0``,
+      else sdpa runs.
+    - ``"fp32"``: transformers' sdpa on fp32 copies of the bf16 queries, keys and values.
+    - ``"sdpa"``: transformers' sdpa in bf16, unchanged.
+
+    ``"bf16"`` and ``"fp32"`` check themselves once per process; on a mismatch training falls back to
+    ``"sdpa"`` with one warning naming this setting. Runs saved with the former ``cpu_attention_fp32 = true``
+    (false) load as ``"fp32"`` (``"sdpa"``).
+    """
+    fast_dropout: bool = True
+    """CPU training: hidden-state dropout draws its mask from 16-bit lanes of 64-bit random integers
+    (``evmodel.kernels.FastDropout``) instead of ``F.dropout``'s ``bernoulli_``; no effect on CUDA.
+
+    A MiniLM training step runs 14 dropouts (embeddings, two per layer, the span head): on a [2600, 384]
+    bf16 tensor on this project's 2-core AMD EPYC ``F.dropout`` took 6.0-6.1 ms (6.6 with its backward),
+    10% of the step, nearly all of it in ``bernoulli_``; ``FastDropout`` 1.4 ms (1.9), 0.8 ms of it drawing
+    the random bits. The drop probability is rounded to a multiple of 1/65536
+    (0.1 becomes 0.100006). Another random stream than ``F.dropout``'s: still reproducible from ``seed`` and
+    continued by a resumed run.
     """
     device: str = "auto"
     """``auto``, ``cpu``, ``cuda`` or ``cuda:N``."""
@@ -114,6 +142,10 @@ class TrainSettings:
             [
                 (self.precision in ("auto", "off", "bf16", "fp16"), f"precision: must be auto|off|bf16|fp16, got {self.precision!r}"),
                 (
+                    self.cpu_attention in CPU_ATTENTION,
+                    f"cpu_attention: must be 'bf16', 'fp32' or 'sdpa', got {self.cpu_attention!r}",
+                ),
+                (
                     self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda"),
                     f"device: must be auto, cpu, cuda or cuda:N, got {self.device!r}",
                 ),
@@ -124,6 +156,29 @@ class TrainSettings:
                 ),
             ],
         )
+
+
+LEGACY_CPU_ATTENTION = {True: "fp32", False: "sdpa"}
+"""``train.cpu_attention`` for the former ``train.cpu_attention_fp32`` (true or false) of runs saved before it."""
+
+
+def _read_legacy_keys(structure: Callable[[Any, type], TrainSettings]) -> Callable[[Any, type], TrainSettings]:
+    """The ``[train]`` table's structure hook, reading ``cpu_attention_fp32 = true|false`` as ``cpu_attention``.
+
+    Saved runs keep their settings.toml, and evaluating or resuming one reads it again. The old key is
+    only translated when it is a bool and the new one is absent; anything else is reported as usual.
+    """
+
+    def structure_train(table: Any, cls: type) -> TrainSettings:
+        if isinstance(table, Mapping) and isinstance(table.get("cpu_attention_fp32"), bool) and "cpu_attention" not in table:
+            table = {**table, "cpu_attention": LEGACY_CPU_ATTENTION[table["cpu_attention_fp32"]]}
+            del table["cpu_attention_fp32"]
+        return structure(table, cls)
+
+    return structure_train
+
+
+converter.register_structure_hook(TrainSettings, _read_legacy_keys(converter.get_structure_hook(TrainSettings)))
 
 
 @attrs.frozen

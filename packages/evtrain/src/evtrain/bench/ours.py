@@ -113,17 +113,26 @@ def run_ours(
     synthetic: bool,
     output_dir: str | Path,
     eval_repeats: int = 5,
+    profile_steps: int = 0,
 ) -> dict[str, Any]:
-    """Train with evspan's loop for ``steps`` steps, validate on ``eval_examples``; throughput and scores."""
+    """Train with evspan's loop for ``steps`` steps, validate on ``eval_examples``; throughput and scores.
+
+    With ``profile_steps``, after the peak memory has been read, a fresh set-up trains the first
+    ``profile_steps + 1`` batches of the plan under torch.profiler (the first unprofiled) through the
+    functions the loop calls (``setup_model``, ``window_loader``, ``forward_backward``, ``optimizer_step``).
+    """
+    from evtrain.bench.hardware import peak_rss_mib
     from evtrain.loop import train
     from evtrain.runs import new_run
 
     train_windows = build_windows(train_examples, tokenizer, settings.features)
-    eval_windows = build_windows(eval_examples, tokenizer, settings.features)
     sized = attrs.evolve(settings, train=attrs.evolve(settings.train, batch_size=batch_size))
     plan = batch_plan(train_windows, sized, steps, train_examples)
     epochs = math.ceil(steps / _batches_per_epoch(train_windows, sized, train_examples))
     run_settings = bench_settings(settings, steps=steps, batch_size=batch_size, epochs=epochs)
+    lengths = [train_windows.lengths[b] for b in plan]
+    # The loop builds its own windows: the bench's copy must not count in evspan's peak memory.
+    del train_windows
 
     result = train(
         run_settings,
@@ -133,12 +142,17 @@ def run_ours(
         show_progress=False,
     )
     metrics = result.metrics
+    eval_windows = build_windows(eval_examples, tokenizer, settings.features)
     evaluation = _timed_evaluations(result.run, run_settings, eval_examples, eval_windows, repeats=eval_repeats)
+    peak = peak_rss_mib()
+    if profile_steps:
+        profile = _profile(run_settings, build_windows(train_examples, tokenizer, settings.features), plan, profile_steps)
+    else:
+        profile = None
     history = metrics.history
     seconds = float(sum(h.train_seconds for h in history))
     loop_tokens = round(sum(h.train_tokens_per_second * h.train_seconds for h in history))
 
-    lengths = [train_windows.lengths[b] for b in plan]
     real_tokens = int(sum(int(x.sum()) for x in lengths))
     last = history[-1]
     return {
@@ -169,7 +183,29 @@ def run_ours(
             "repeat_seconds": evaluation["seconds"],
         },
         "quality": evaluation["metrics"],
+        "peak_rss_mib": peak,
+        "profile": profile,
     }
+
+
+def _profile(settings: RunSettings, windows: Windows, plan: list[list[int]], steps: int) -> dict[str, Any]:
+    """The step profile of evspan's loop: its own set-up, loader and step functions, under torch.profiler."""
+    from evtrain.bench.profile import profile_loop
+    from evtrain.components import window_loader
+    from evtrain.loop import forward_backward, optimizer_step, setup_model, setup_optimizer
+    from evtrain.records import Progress
+
+    m = setup_model(settings)
+    opt = setup_optimizer(m, settings, steps + 1)
+    batches = iter(window_loader(windows, plan[: steps + 1], m.pad_id, settings.train, m.device))
+    progress = Progress()
+    m.model.train()
+
+    def step() -> None:
+        forward_backward(m, opt, next(batches), 1, progress, lambda loss: FloatingPointError(f"non-finite loss {loss}"))
+        optimizer_step(m, opt, settings.train.max_grad_norm)
+
+    return profile_loop(m.model, step, warmup=1, steps=steps)
 
 
 def _timed_evaluations(run: Any, settings: RunSettings, examples: Sequence[QAExample], windows: Windows, *, repeats: int) -> dict[str, Any]:
@@ -225,7 +261,8 @@ def _levers(settings: RunSettings) -> dict[str, Any]:
         "train.precision": t.precision,
         "train.compile": t.compile,
         "train.attention_dropout": t.attention_dropout,
-        "train.cpu_attention_fp32": t.cpu_attention_fp32,
+        "train.cpu_attention": t.cpu_attention,
+        "train.fast_dropout": t.fast_dropout,
         "train.eval_cast_weights": t.eval_cast_weights,
         "train.eval_onednn_linears": t.eval_onednn_linears,
         "train.num_threads": t.num_threads,

@@ -12,8 +12,15 @@ and "" as the answer when ``null_score - best_non_null_score`` exceeds ``null_sc
 That threshold is chosen as a careful user would: the official SQuAD 2.0 evaluation's
 ``best_f1_thresh`` on the validation examples both sides are scored on.
 
+It runs in two configurations (``RecipeConfig``). ``PLAIN`` is the recipe as it comes: fp32, every
+window padded to ``max_length``, the checkpoint's attention dropout (0.1). ``TUNED`` has the one-line
+speed flags a careful user on this kind of machine turns on: ``bf16=True`` (with ``bf16_full_eval``, so
+evaluation runs a bf16 model), ``train_sampling_strategy="group_by_length"`` with
+``DataCollatorWithPadding`` (dynamic padding, in training and evaluation), and
+``attention_probs_dropout_prob=0`` (which keeps torch's fused attention kernel).
+
 Nothing here is evspan's own machinery except the SQuAD 2.0 scorer and its best-F1 threshold
-sweep (``evtrain.metrics``), so both sides are scored alike.
+sweep (``evtrain.metrics``), so every side is scored alike.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import attrs
 import numpy as np
 import torch
 
@@ -31,8 +39,10 @@ from evfeatures.settings import FeatureSettings
 from evtrain.bench.hardware import batch_flops
 from evtrain.metrics import best_threshold, squad_v2_scores
 
+_MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
-def _tokenize(examples: Sequence[QAExample], tokenizer: Any, features: FeatureSettings):
+
+def _tokenize(examples: Sequence[QAExample], tokenizer: Any, features: FeatureSettings, *, pad: bool = True):
     # run_qa strips leading whitespace from questions: some tokenizers would otherwise waste window room on it.
     return tokenizer(
         [ex.question.lstrip() for ex in examples],
@@ -42,23 +52,25 @@ def _tokenize(examples: Sequence[QAExample], tokenizer: Any, features: FeatureSe
         stride=features.doc_stride,
         return_overflowing_tokens=True,
         return_offsets_mapping=True,
-        padding="max_length",
+        padding="max_length" if pad else False,
     )
 
 
-def _arrays(encoded: Any) -> dict[str, np.ndarray]:
-    arrays = {
-        "input_ids": np.asarray(encoded["input_ids"], dtype=np.int64),
-        "attention_mask": np.asarray(encoded["attention_mask"], dtype=np.int64),
-    }
-    if "token_type_ids" in encoded:
-        arrays["token_type_ids"] = np.asarray(encoded["token_type_ids"], dtype=np.int64)
-    return arrays
+def _arrays(encoded: Any, *, pad: bool = True) -> dict[str, Any]:
+    """The model inputs: ``[N, max_length]`` arrays when padded, else per-window lists (a collator pads each batch)."""
+    keys = [k for k in _MODEL_INPUTS if k in encoded]
+    if not pad:
+        return {k: list(encoded[k]) for k in keys}
+    return {k: np.asarray(encoded[k], dtype=np.int64) for k in keys}
 
 
-def prepare_train_features(examples: Sequence[QAExample], tokenizer: Any, features: FeatureSettings) -> dict[str, np.ndarray]:
-    """run_qa-style training windows: ``[N, max_length]`` arrays plus start/end labels from each example's first answer."""
-    encoded = _tokenize(examples, tokenizer, features)
+def prepare_train_features(examples: Sequence[QAExample], tokenizer: Any, features: FeatureSettings, *, pad: bool = True) -> dict[str, Any]:
+    """run_qa-style training windows plus start/end labels from each example's first answer.
+
+    ``pad``: every window padded to ``max_length`` (run_qa's default, ``[N, max_length]`` arrays), or
+    not (per-window lists, for ``DataCollatorWithPadding``: run_qa with ``--pad_to_max_length False``).
+    """
+    encoded = _tokenize(examples, tokenizer, features, pad=pad)
     starts: list[int] = []
     ends: list[int] = []
     for i, offsets in enumerate(encoded["offset_mapping"]):
@@ -86,20 +98,20 @@ def prepare_train_features(examples: Sequence[QAExample], tokenizer: Any, featur
         while token >= first and offsets[token][1] >= answer.end:
             token -= 1
         ends.append(token + 1)
-    arrays = _arrays(encoded)
+    arrays = _arrays(encoded, pad=pad)
     arrays["start_positions"] = np.asarray(starts, dtype=np.int64)
     arrays["end_positions"] = np.asarray(ends, dtype=np.int64)
     return arrays
 
 
-def prepare_eval_features(examples: Sequence[QAExample], tokenizer: Any, features: FeatureSettings) -> dict[str, Any]:
-    """run_qa-style evaluation windows: padded arrays, the example of each window, offsets (None outside the context)."""
-    encoded = _tokenize(examples, tokenizer, features)
+def prepare_eval_features(examples: Sequence[QAExample], tokenizer: Any, features: FeatureSettings, *, pad: bool = True) -> dict[str, Any]:
+    """run_qa-style evaluation windows: inputs (padded or not, as for training), the example of each window, offsets (None outside the context)."""
+    encoded = _tokenize(examples, tokenizer, features, pad=pad)
     offsets = []
     for i, window_offsets in enumerate(encoded["offset_mapping"]):
         sequence = encoded.sequence_ids(i)
         offsets.append([tuple(o) if sequence[k] == 1 else None for k, o in enumerate(window_offsets)])
-    arrays: dict[str, Any] = _arrays(encoded)
+    arrays: dict[str, Any] = _arrays(encoded, pad=pad)
     arrays["example_index"] = np.asarray(encoded["overflow_to_sample_mapping"], dtype=np.int64)
     arrays["offset_mapping"] = offsets
     return arrays
@@ -218,19 +230,54 @@ def tune_null_threshold(
 
 
 class _Windows(torch.utils.data.Dataset):
-    """Padded feature arrays as a map-style dataset of per-window tensors (what Trainer iterates)."""
+    """Feature arrays as a map-style dataset of per-window items (what Trainer iterates).
 
-    def __init__(self, arrays: dict[str, np.ndarray], keys: Sequence[str]) -> None:
-        self.arrays = {k: torch.from_numpy(arrays[k]) for k in keys if k in arrays}
+    Padded arrays give tensors (for ``default_data_collator``); unpadded lists give lists (for
+    ``DataCollatorWithPadding``, which also lets ``group_by_length`` read each window's length).
+    """
+
+    def __init__(self, arrays: dict[str, Any], keys: Sequence[str]) -> None:
+        self.arrays = {k: torch.from_numpy(arrays[k]) if isinstance(arrays[k], np.ndarray) else arrays[k] for k in keys if k in arrays}
 
     def __len__(self) -> int:
         return len(next(iter(self.arrays.values())))
 
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+    def __getitem__(self, i: int) -> dict[str, Any]:
         return {k: v[i] for k, v in self.arrays.items()}
 
 
-_MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+@attrs.frozen
+class RecipeConfig:
+    """How the recipe is run: as it comes (``PLAIN``) or with the speed flags a careful user turns on (``TUNED``)."""
+
+    name: str
+    bf16: bool
+    """``TrainingArguments(bf16=True, bf16_full_eval=True)``: bf16 autocast in training, a bf16 model in evaluation."""
+    dynamic_padding: bool
+    """``DataCollatorWithPadding`` (each batch padded to its longest window) instead of every window padded to ``max_length``."""
+    group_by_length: bool
+    """``TrainingArguments(train_sampling_strategy="group_by_length")``: batches of similar lengths (and, in transformers 5, length-grouped evaluation)."""
+    attention_dropout: float | None
+    """``attention_probs_dropout_prob`` given to ``from_pretrained``; None keeps the checkpoint's (0.1 for MiniLM)."""
+
+    def describe(self) -> str:
+        """One line saying exactly what this side ran."""
+        if not (self.bf16 or self.dynamic_padding or self.group_by_length or self.attention_dropout is not None):
+            return "Trainer defaults: fp32, every window padded to max_length, the checkpoint's attention dropout"
+        parts = []
+        if self.bf16:
+            parts.append("bf16=True + bf16_full_eval=True")
+        if self.group_by_length:
+            parts.append('train_sampling_strategy="group_by_length"')
+        if self.dynamic_padding:
+            parts.append("DataCollatorWithPadding")
+        if self.attention_dropout is not None:
+            parts.append(f"attention_probs_dropout_prob={self.attention_dropout:g}")
+        return ", ".join(parts)
+
+
+PLAIN = RecipeConfig("recipe_plain", bf16=False, dynamic_padding=False, group_by_length=False, attention_dropout=None)
+TUNED = RecipeConfig("recipe_tuned", bf16=True, dynamic_padding=True, group_by_length=True, attention_dropout=0.0)
 
 
 def run_recipe(
@@ -240,6 +287,7 @@ def run_recipe(
     train_examples: Sequence[QAExample],
     eval_examples: Sequence[QAExample],
     *,
+    recipe: RecipeConfig,
     steps: int,
     batch_size: int,
     eval_batch_size: int,
@@ -248,92 +296,72 @@ def run_recipe(
     warmup_steps: int,
     max_grad_norm: float,
     seed: int,
-    bf16: bool,
     output_dir: str | Path,
     eval_repeats: int = 5,
+    profile_steps: int = 0,
 ) -> dict[str, Any]:
     """Train the recipe for ``steps`` optimizer steps, then predict and post-process the evaluation examples.
 
     ``train_examples`` are all trained on (windows without the answer labelled CLS). Evaluation
     (forward, SQuAD 2.0 post-processing, null threshold tuned on ``eval_examples``, scoring) runs
     ``eval_repeats`` times; the fastest pass is reported. Examples with ``answer_unknown`` are
-    forwarded but not scored, as on evspan's side.
+    forwarded but not scored, as on evspan's side. With ``profile_steps``, a fresh copy of the set-up
+    then trains ``profile_steps + 1`` steps under torch.profiler (the first one unprofiled), after the
+    peak memory has been read.
 
     Returns throughput (real and padded tokens, windows, seconds, FLOPs) for training and
-    evaluation, and the validation scores.
+    evaluation, the validation scores, the peak resident memory and the step profile.
     """
-    from transformers import AutoModelForQuestionAnswering, Trainer, TrainerCallback, TrainingArguments, default_data_collator, set_seed
+    from transformers import DataCollatorWithPadding, set_seed
+
+    from evtrain.bench.hardware import peak_rss_mib
 
     set_seed(seed)
-    train_arrays = prepare_train_features(train_examples, tokenizer, features)
-    eval_arrays = prepare_eval_features(eval_examples, tokenizer, features)
-    model = AutoModelForQuestionAnswering.from_pretrained(model_path, dtype=torch.float32)
-    config = model.config
+    pad = not recipe.dynamic_padding
+    train_arrays = prepare_train_features(train_examples, tokenizer, features, pad=pad)
+    eval_arrays = prepare_eval_features(eval_examples, tokenizer, features, pad=pad)
+    collator = DataCollatorWithPadding(tokenizer) if recipe.dynamic_padding else None
+    train_data = _Windows(train_arrays, (*_MODEL_INPUTS, "start_positions", "end_positions"))
+    eval_data = _Windows(eval_arrays, _MODEL_INPUTS)
+
+    def trainer_for(max_steps: int, callbacks: list[Any], run_dir: str) -> Any:
+        return _trainer(
+            model_path,
+            tokenizer,
+            recipe,
+            train_data,
+            collator,
+            callbacks,
+            output_dir=Path(output_dir) / run_dir,
+            max_steps=max_steps,
+            batch_size=batch_size,
+            eval_batch_size=eval_batch_size,
+            learning_rate=learning_rate,
+            weight_decay=weight_decay,
+            warmup_steps=warmup_steps,
+            max_grad_norm=max_grad_norm,
+            seed=seed,
+        )
 
     counted = {"windows": 0, "real_tokens": 0, "padded_tokens": 0, "useful_flops": 0.0, "executed_flops": 0.0}
-
-    def count_batch(module, args, kwargs):
-        # Counted where the model is fed: accelerate's loader collates one batch ahead of training.
-        mask, ids = kwargs.get("attention_mask"), kwargs.get("input_ids")
-        if module.training and mask is not None and ids is not None:
-            lengths = mask.sum(dim=1).tolist()
-            width = int(ids.shape[1])
-            counted["windows"] += len(lengths)
-            counted["real_tokens"] += int(sum(lengths))
-            counted["padded_tokens"] += len(lengths) * width
-            counted["useful_flops"] += batch_flops(config, lengths)
-            counted["executed_flops"] += batch_flops(config, lengths, width)
-
     clock: dict[str, float] = {}
-
-    class Clock(TrainerCallback):
-        def on_train_begin(self, args, state, control, **kwargs):
-            clock["start"] = time.perf_counter()
-
-        def on_train_end(self, args, state, control, **kwargs):
-            clock["end"] = time.perf_counter()
-
-    args = TrainingArguments(
-        output_dir=str(output_dir),
-        per_device_train_batch_size=batch_size,
-        per_device_eval_batch_size=eval_batch_size,
-        gradient_accumulation_steps=1,
-        learning_rate=learning_rate,
-        weight_decay=weight_decay,
-        warmup_steps=warmup_steps,
-        lr_scheduler_type="linear",
-        max_grad_norm=max_grad_norm,
-        max_steps=steps,
-        seed=seed,
-        bf16=bf16,
-        use_cpu=not torch.cuda.is_available(),
-        logging_strategy="no",
-        save_strategy="no",
-        eval_strategy="no",
-        report_to="none",
-        disable_tqdm=True,
-        dataloader_num_workers=0,
-    )
-    trainer = Trainer(
-        model=model,
-        args=args,
-        train_dataset=_Windows(train_arrays, (*_MODEL_INPUTS, "start_positions", "end_positions")),
-        data_collator=default_data_collator,
-        callbacks=[Clock()],
-    )
-    hook = model.register_forward_pre_hook(count_batch, with_kwargs=True)
+    trainer = trainer_for(steps, [_clock(clock)], "trainer")
+    model = trainer.model
+    hook = model.register_forward_pre_hook(_batch_counter(model.config, counted), with_kwargs=True)
     output = trainer.train()
     hook.remove()
     train_seconds = clock["end"] - clock["start"]
 
     # Scored as evspan scores: examples whose evidence could not be located are neither positive nor negative.
     golds = {ex.id: [a.text for a in ex.answers] for ex in eval_examples if not ex.answer_unknown}
+    window_lengths = np.asarray([int(sum(m)) for m in eval_arrays["attention_mask"]], dtype=np.int64)
     timings: list[tuple[float, float, float]] = []
     for _ in range(eval_repeats):
         t0 = time.perf_counter()
-        prediction = trainer.predict(_Windows(eval_arrays, _MODEL_INPUTS))
+        prediction = trainer.predict(eval_data)
+        order = _prediction_order(trainer, eval_data)
+        start_logits, end_logits = (_in_window_order(logits, order) for logits in prediction.predictions[:2])
         t1 = time.perf_counter()
-        start_logits, end_logits = prediction.predictions[:2]
         # The SQuAD 2.0 path with no threshold yet: each example's best non-null answer and its null odds.
         best_non_null, scores_diff = postprocess_predictions(
             eval_examples,
@@ -351,11 +379,25 @@ def run_recipe(
         timings.append((t3 - t0, t1 - t0, t2 - t1))
     # The fastest pass by total time, with its forward and decoding shares.
     total, forward, decoding = min(timings)
+    peak = peak_rss_mib()
 
-    eval_lengths = eval_arrays["attention_mask"].sum(axis=1)
+    profile = None
+    if profile_steps:
+        from evtrain.bench.profile import trainer_profiler
+
+        del trainer, model
+        set_seed(seed)
+        fresh = trainer_for(profile_steps + 1, [], "profile")
+        callback, profiled = trainer_profiler(fresh.model, warmup=1, steps=profile_steps)
+        fresh.add_callback(callback)
+        fresh.train()
+        profile = profiled.get("profile")
+
+    padded_eval = int(len(window_lengths) * features.max_length) if pad else _padded_in_order(window_lengths, order, eval_batch_size)
     return {
-        "precision": "bf16 autocast" if bf16 else "fp32",
-        "precision_peak": "bf16" if bf16 else "fp32",
+        "precision": "bf16 autocast (train), bf16 model (eval)" if recipe.bf16 else "fp32",
+        "precision_peak": "bf16" if recipe.bf16 else "fp32",
+        "recipe": recipe.describe(),
         "threads": torch.get_num_threads(),
         "train": {
             "steps": int(output.global_step),
@@ -365,13 +407,128 @@ def run_recipe(
         },
         "eval": {
             "examples": len(eval_examples),
-            "windows": len(eval_lengths),
-            "real_tokens": int(eval_lengths.sum()),
-            "padded_tokens": int(eval_arrays["input_ids"].size),
+            "windows": len(window_lengths),
+            "real_tokens": int(window_lengths.sum()),
+            "padded_tokens": padded_eval,
             "seconds": total,
             "forward_seconds": forward,
             "decode_seconds": decoding,
             "repeat_seconds": [t[0] for t in timings],
         },
         "quality": {**scores, "excluded": len(eval_examples) - len(golds)},
+        "peak_rss_mib": peak,
+        "profile": profile,
     }
+
+
+def _trainer(
+    model_path: str | Path,
+    tokenizer: Any,
+    recipe: RecipeConfig,
+    train_data: torch.utils.data.Dataset,
+    collator: Any,
+    callbacks: list[Any],
+    *,
+    output_dir: Path,
+    max_steps: int,
+    batch_size: int,
+    eval_batch_size: int,
+    learning_rate: float,
+    weight_decay: float,
+    warmup_steps: int,
+    max_grad_norm: float,
+    seed: int,
+) -> Any:
+    """A ``Trainer`` over a fresh ``AutoModelForQuestionAnswering``, configured as ``recipe`` says."""
+    from transformers import AutoModelForQuestionAnswering, Trainer, TrainingArguments, default_data_collator
+
+    config_changes = {} if recipe.attention_dropout is None else {"attention_probs_dropout_prob": recipe.attention_dropout}
+    model = AutoModelForQuestionAnswering.from_pretrained(model_path, dtype=torch.float32, **config_changes)
+    args = TrainingArguments(
+        output_dir=str(output_dir),
+        per_device_train_batch_size=batch_size,
+        per_device_eval_batch_size=eval_batch_size,
+        gradient_accumulation_steps=1,
+        learning_rate=learning_rate,
+        weight_decay=weight_decay,
+        warmup_steps=warmup_steps,
+        lr_scheduler_type="linear",
+        max_grad_norm=max_grad_norm,
+        max_steps=max_steps,
+        seed=seed,
+        bf16=recipe.bf16,
+        bf16_full_eval=recipe.bf16,
+        train_sampling_strategy="group_by_length" if recipe.group_by_length else "random",
+        use_cpu=not torch.cuda.is_available(),
+        logging_strategy="no",
+        save_strategy="no",
+        eval_strategy="no",
+        report_to="none",
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+    )
+    return Trainer(
+        model=model,
+        args=args,
+        train_dataset=train_data,
+        data_collator=collator if collator is not None else default_data_collator,
+        processing_class=tokenizer if recipe.group_by_length else None,
+        callbacks=callbacks,
+    )
+
+
+def _clock(clock: dict[str, float]) -> Any:
+    from transformers import TrainerCallback
+
+    class Clock(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kwargs):
+            clock["start"] = time.perf_counter()
+
+        def on_train_end(self, args, state, control, **kwargs):
+            clock["end"] = time.perf_counter()
+
+    return Clock()
+
+
+def _batch_counter(config: Any, counted: dict[str, Any]) -> Any:
+    def count_batch(module, args, kwargs):
+        # Counted where the model is fed: accelerate's loader collates one batch ahead of training.
+        mask, ids = kwargs.get("attention_mask"), kwargs.get("input_ids")
+        if module.training and mask is not None and ids is not None:
+            lengths = mask.sum(dim=1).tolist()
+            width = int(ids.shape[1])
+            counted["windows"] += len(lengths)
+            counted["real_tokens"] += int(sum(lengths))
+            counted["padded_tokens"] += len(lengths) * width
+            counted["useful_flops"] += batch_flops(config, lengths)
+            counted["executed_flops"] += batch_flops(config, lengths, width)
+
+    return count_batch
+
+
+def _prediction_order(trainer: Any, data: torch.utils.data.Dataset) -> list[int] | None:
+    """The window order ``Trainer.predict`` used, or None when it kept the dataset's order.
+
+    With ``group_by_length`` transformers 5 also groups the evaluation windows by length, with a sampler
+    seeded from the arguments, so a fresh sampler yields the order the prediction used.
+    """
+    if trainer.args.train_sampling_strategy != "group_by_length":
+        return None
+    order = [int(i) for i in trainer._get_eval_sampler(data)]
+    if sorted(order) != list(range(len(data))):
+        raise RuntimeError("the Trainer's evaluation sampler is not a permutation of the windows")
+    return order
+
+
+def _in_window_order(logits: np.ndarray, order: list[int] | None) -> np.ndarray:
+    if order is None:
+        return logits
+    out = np.empty_like(logits)
+    out[np.asarray(order)] = logits
+    return out
+
+
+def _padded_in_order(lengths: np.ndarray, order: list[int] | None, batch_size: int) -> int:
+    """Tokens the forward pass computed: each batch (in prediction order) padded to its longest window."""
+    ordered = lengths if order is None else lengths[np.asarray(order)]
+    return int(sum(len(b) * int(b.max()) for b in (ordered[i : i + batch_size] for i in range(0, len(ordered), batch_size))))

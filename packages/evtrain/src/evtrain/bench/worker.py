@@ -23,7 +23,8 @@ from evdata.records import Answer, QAExample
 from evtrain.bench.options import BenchOptions
 from evtrain.settings import RunSettings
 
-SIDES = ("recipe", "evspan")
+SIDES = ("recipe_plain", "recipe_tuned", "evspan")
+"""Every side the benchmark can run: the Hugging Face recipe as it comes, with its speed flags on, and evspan."""
 
 
 def example_to_json(example: QAExample) -> dict[str, Any]:
@@ -71,14 +72,13 @@ def run_side(side: str, spec_path: str | Path, workdir: str | Path) -> dict[str,
     eval_examples = [example_from_json(e) for e in spec["eval_examples"]]
 
     from evmodel.loading import load_config, load_tokenizer, resolve_model
-    from evtrain.bench.hardware import peak_rss_mib
 
     model_path = resolve_model(settings.model.name, settings.model)
     tokenizer = load_tokenizer(model_path)
     workdir = Path(workdir)
-    if side == "recipe":
+    if side in ("recipe_plain", "recipe_tuned"):
         from evtrain.bench.ours import epoch_examples
-        from evtrain.bench.recipe import run_recipe
+        from evtrain.bench.recipe import PLAIN, TUNED, run_recipe
 
         t = settings.train
         # The recipe's training set is the example set of evspan's first epoch (all answerable examples and
@@ -90,6 +90,7 @@ def run_side(side: str, spec_path: str | Path, workdir: str | Path) -> dict[str,
             settings.features,
             recipe_train,
             eval_examples,
+            recipe=PLAIN if side == "recipe_plain" else TUNED,
             steps=options.steps,
             batch_size=options.batch_size,
             eval_batch_size=t.eval_batch_size,
@@ -98,9 +99,9 @@ def run_side(side: str, spec_path: str | Path, workdir: str | Path) -> dict[str,
             warmup_steps=int(t.warmup_ratio * options.steps),
             max_grad_norm=t.max_grad_norm,
             seed=t.seed,
-            bf16=options.recipe_precision == "bf16",
             output_dir=workdir / "recipe-trainer",
-            eval_repeats=options.eval_repeats,
+            eval_repeats=options.plain_eval_repeats if side == "recipe_plain" else options.eval_repeats,
+            profile_steps=options.profile_steps,
         )
         result["train"]["examples"] = len(recipe_train)
     else:
@@ -117,8 +118,10 @@ def run_side(side: str, spec_path: str | Path, workdir: str | Path) -> dict[str,
             synthetic=bool(spec["synthetic"]),
             output_dir=workdir,
             eval_repeats=options.eval_repeats,
+            profile_steps=options.profile_steps,
         )
-    return {"side": side, **result, "peak_rss_mib": peak_rss_mib(), "wall_seconds": time.perf_counter() - t0}
+    # The peak is read by each side before its profiling pass (which builds a second model).
+    return {"side": side, **result, "wall_seconds": time.perf_counter() - t0}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,127 @@
+"""The bench report as tables: throughput and quality per side with the targets, then the step profile."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from evtrain.bench.profile import CATEGORIES
+from evtrain.bench.worker import SIDES
+
+SIDE_TITLES = {"recipe_plain": "recipe plain", "recipe_tuned": "recipe tuned", "evspan": "evspan"}
+
+
+def print_report(report: dict[str, Any], console: Console) -> None:
+    """Print the results table, the step-profile table and what each side ran."""
+    console.print(results_table(report))
+    profile = profile_table(report)
+    if profile is not None:
+        console.print(profile)
+    for side, text in _ran(report).items():
+        console.print(f"[bold]{SIDE_TITLES[side]}[/]: {text}")
+
+
+def _sides(report: dict[str, Any]) -> list[str]:
+    return [side for side in SIDES if side in report["summary"]["median"]]
+
+
+def _ran(report: dict[str, Any]) -> dict[str, str]:
+    ran = {}
+    for side in _sides(report):
+        run = next(r for r in report["runs"] if r["side"] == side)
+        if side == "evspan":
+            levers = run.get("levers", {})
+            ran[side] = "evtrain.loop.train with settings.toml's levers: " + ", ".join(f"{k}={v}" for k, v in levers.items())
+        else:
+            ran[side] = f"transformers.Trainer + run_qa/utils_qa, {run.get('recipe', '')}"
+    return ran
+
+
+def results_table(report: dict[str, Any]) -> Table:
+    """Median per side, evspan's ratio against the tuned recipe with its target, and against the plain recipe."""
+    summary = report["summary"]
+    med, ratio, targets = summary["median"], summary["ratio"], summary["targets"]
+    sides = _sides(report)
+    runs = report["runs"]
+    opts = report["options"]
+    peaks = report["matmul_peak_gflops"]
+    count = {side: sum(1 for r in runs if r["side"] == side) for side in sides}
+    title = f"invoke bench: {report['model']}, {opts['steps']} steps x {opts['batch_size']} windows"
+    if report["data"]["synthetic"]:
+        title += ", synthetic demo corpus"
+    caption = (
+        f"Medians over runs ({', '.join(f'{SIDE_TITLES[s]} x{count[s]}' for s in sides)}). train: the timed steps; "
+        "eval: fastest pass of forward + decoding + scoring; quality: SQuAD 2.0 on the same val examples, "
+        f"each side's null threshold tuned on them for best F1. Matmul peak measured here: fp32 {peaks['fp32']:.0f}, "
+        f"bf16 {peaks.get('bf16', 0):.0f} GFLOP/s."
+    )
+    table = Table(title=title, caption=caption)
+    table.add_column("")
+    for side in sides:
+        table.add_column(SIDE_TITLES[side].replace("recipe ", ""), justify="right")
+    table.add_column("÷tuned", justify="right")
+    table.add_column("target")
+    table.add_column("÷plain", justify="right")
+
+    def versus(key: str, side: str) -> str:
+        value = ratio.get(side, {}).get(key)
+        return f"{value:.2f}x" if value is not None and value == value else ""
+
+    def target(key: str) -> str:
+        t = targets[key]
+        return f"{t['target'].split()[0]} " + ("[green]met[/]" if t["met"] else "[red]missed[/]")
+
+    def row(label: str, key: str, fmt: str, *, goal: str = "", ratios: bool = True) -> None:
+        cells = [format(med[s][key], fmt) for s in sides]
+        table.add_row(
+            label,
+            *cells,
+            versus(key, "recipe_tuned") if ratios else "",
+            target(goal) if goal else "",
+            versus(key, "recipe_plain") if ratios else "",
+        )
+
+    table.add_row("precision", *(_short_precision(next(r["precision"] for r in runs if r["side"] == s)) for s in sides), "", "", "")
+    row("train tok/s", "train_tokens_per_second", ".0f", goal="train_tokens_per_second")
+    row("train windows/s", "train_windows_per_second", ".2f")
+    row("train s/step", "train_seconds_per_step", ".2f", ratios=False)
+    row("train padding", "train_padding_share", ".0%", ratios=False)
+    row("step GFLOP/s", "train_executed_gflops", ".0f", ratios=False)
+    row("  of bf16 peak", "train_executed_bf16_peak_fraction", ".0%", goal="train_executed_bf16_peak_fraction", ratios=False)
+    row("eval windows/s", "eval_windows_per_second", ".1f", goal="eval_windows_per_second")
+    row("eval tok/s", "eval_tokens_per_second", ".0f")
+    row("eval padding", "eval_padding_share", ".0%", ratios=False)
+    table.add_row("val F1", *(f"{med[s]['val_f1']:.2f}" for s in sides), f"{summary['f1_gap']:+.2f}", target("val_f1"), "")
+    row("val EM", "val_exact_match", ".2f", ratios=False)
+    row("val HasAns F1", "val_has_ans_f1", ".2f", ratios=False)
+    row("val NoAns exact", "val_no_ans_exact", ".2f", ratios=False)
+    row("null threshold", "val_null_threshold", ".2f", ratios=False)
+    row("peak RSS MiB", "peak_rss_mib", ".0f", goal="peak_rss_mib")
+    return table
+
+
+def _short_precision(label: str) -> str:
+    return {"bf16 autocast (train), bf16 model (eval)": "bf16"}.get(label, label.replace(" autocast", ""))
+
+
+def profile_table(report: dict[str, Any]) -> Table | None:
+    """Milliseconds per training step by category on each side (torch.profiler, medians over runs), or None without profiles."""
+    profiles = report["summary"].get("profile") or {}
+    sides = [s for s in _sides(report) if s in profiles]
+    if not sides:
+        return None
+    steps = report["options"].get("profile_steps", 0)
+    table = Table(title=f"Where a training step's time goes (ms per step, torch.profiler over {steps} steps of each run)")
+    table.add_column("category")
+    for side in sides:
+        table.add_column(SIDE_TITLES[side], justify="right")
+    for key, label in CATEGORIES:
+        cells = []
+        for side in sides:
+            ms, step = profiles[side][key], profiles[side]["step_ms"]
+            cells.append(f"{ms:.0f} ({ms / step:.0%})" if step else f"{ms:.0f}")
+        table.add_row(label, *cells)
+    table.add_row("[bold]step (profiled)[/]", *(f"[bold]{profiles[s]['step_ms']:.0f}[/]" for s in sides))
+    return table

@@ -1,0 +1,86 @@
+"""train.cpu_attention and train.fast_dropout: choices, the former cpu_attention_fp32 key of saved runs, the wiring in setup_model."""
+
+from pathlib import Path
+
+import attrs
+import pytest
+from evtrain_fixtures import tiny_settings
+from torch import nn
+
+from evdata.config import SettingsError
+from evtrain.settings import RunSettings, TrainSettings, resume_settings
+
+
+def test_defaults_are_bf16_attention_and_fast_dropout() -> None:
+    t = TrainSettings()
+    assert t.cpu_attention == "bf16" and t.fast_dropout is True
+    text = RunSettings().to_toml()
+    assert 'cpu_attention = "bf16"' in text and "fast_dropout = true" in text and "cpu_attention_fp32" not in text
+
+
+def test_the_repository_settings_file_uses_the_defaults() -> None:
+    settings = RunSettings.load(Path(__file__).resolve().parents[3] / "settings.toml")
+    assert settings.train.cpu_attention == "bf16" and settings.train.fast_dropout is True
+
+
+@pytest.mark.parametrize("choice", ["bf16", "fp32", "sdpa"])
+def test_every_choice_is_accepted(choice: str) -> None:
+    assert RunSettings.from_mapping({"train": {"cpu_attention": choice}}).train.cpu_attention == choice
+
+
+def test_an_unknown_choice_is_refused_naming_the_setting() -> None:
+    with pytest.raises(SettingsError, match=r"train\.cpu_attention: must be one of 'bf16', 'fp32', 'sdpa', got 'fp16'"):
+        RunSettings.from_mapping({"train": {"cpu_attention": "fp16"}})
+    with pytest.raises(SettingsError, match=r"cpu_attention: must be 'bf16', 'fp32' or 'sdpa'"):
+        TrainSettings(cpu_attention="fp16")
+
+
+@pytest.mark.parametrize(("legacy", "choice"), [(True, "fp32"), (False, "sdpa")])
+def test_runs_saved_with_cpu_attention_fp32_still_load(tmp_path: Path, legacy: bool, choice: str) -> None:
+    """A run directory from before the rename keeps ``cpu_attention_fp32 = true|false``: evaluate and resume read it."""
+    saved = tmp_path / "settings.toml"
+    saved.write_text(RunSettings().to_toml().replace('cpu_attention = "bf16"', f"cpu_attention_fp32 = {str(legacy).lower()}"))
+    assert "cpu_attention_fp32" in saved.read_text()
+    settings = RunSettings.load(saved)
+    assert settings.train.cpu_attention == choice
+    assert RunSettings.from_mapping({"train": {"cpu_attention_fp32": legacy}}).train.cpu_attention == choice
+    # Resuming keeps what the run ran with; saving writes the new key.
+    assert resume_settings(settings, {"train.epochs": 9}).train.cpu_attention == choice
+    assert f'cpu_attention = "{choice}"' in settings.to_toml() and "cpu_attention_fp32" not in settings.to_toml()
+
+
+@pytest.mark.parametrize("table", [{"cpu_attention_fp32": "yes"}, {"cpu_attention_fp32": True, "cpu_attention": "bf16"}])
+def test_the_former_key_is_only_translated_alone_and_as_a_bool(table: dict) -> None:
+    with pytest.raises(SettingsError, match=r"train\.cpu_attention_fp32: unknown key"):
+        RunSettings.from_mapping({"train": table})
+
+
+def _setup(tiny_corpus: Path, tiny_model: Path, **train):
+    from evtrain.loop import setup_model
+
+    settings = tiny_settings(tiny_corpus, tiny_model, **{"precision": "bf16", **train})
+    return setup_model(attrs.evolve(settings, model=attrs.evolve(settings.model, dropout=0.1)))
+
+
+def test_setup_model_turns_the_cpu_fast_paths_on(tiny_corpus: Path, tiny_model: Path) -> None:
+    from evmodel.kernels import ATTENTION_BF16, ATTENTION_FP32, FastDropout
+
+    m = _setup(tiny_corpus, tiny_model)
+    assert m.model.encoder.config._attn_implementation == ATTENTION_BF16
+    # Attention probabilities keep p = 0 (train.attention_dropout) and a plain module; every other dropout is fast.
+    dropouts = [module for module in m.model.modules() if isinstance(module, nn.Dropout)]
+    assert {type(d) for d in dropouts if d.p > 0} == {FastDropout}
+    assert sum(isinstance(d, FastDropout) for d in dropouts) == 1 + 2 * m.model.config.num_hidden_layers + 1
+    assert _setup(tiny_corpus, tiny_model, cpu_attention="fp32").model.encoder.config._attn_implementation == ATTENTION_FP32
+
+
+def test_setup_model_leaves_the_model_alone_without_them(tiny_corpus: Path, tiny_model: Path) -> None:
+    from evmodel.kernels import FastDropout
+
+    m = _setup(tiny_corpus, tiny_model, cpu_attention="sdpa", fast_dropout=False)
+    assert m.model.encoder.config._attn_implementation == "sdpa"
+    assert not any(isinstance(module, FastDropout) for module in m.model.modules())
+    # Attention is only switched under bf16 autocast.
+    fp32 = _setup(tiny_corpus, tiny_model, precision="off")
+    assert fp32.model.encoder.config._attn_implementation == "sdpa"
+    assert any(isinstance(module, FastDropout) for module in fp32.model.modules())
