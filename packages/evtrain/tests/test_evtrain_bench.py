@@ -345,29 +345,14 @@ def test_tuned_recipe_predictions_are_put_back_in_window_order(tiny_model, token
     # scoring them against the wrong windows would make the tuned recipe's quality meaningless.
     from transformers import AutoModelForQuestionAnswering, DataCollatorWithPadding
 
-    from evtrain.bench.recipe import TUNED, _in_window_order, _prediction_order, _trainer, _Windows
+    from evtrain.bench.recipe import TUNED, Hyper, _in_window_order, _prediction_order, _trainer, _Windows
 
     features = prepare_eval_features(_examples(), tokenizer, FEATURES, pad=False)
     data = _Windows(features, ("input_ids", "attention_mask", "token_type_ids"))
     fp32 = attrs.evolve(TUNED, bf16=False)  # exact comparison: the order is what is tested, not bf16
 
-    trainer = _trainer(
-        tiny_model,
-        tokenizer,
-        fp32,
-        data,
-        DataCollatorWithPadding(tokenizer),
-        [],
-        output_dir=tmp_path,
-        max_steps=1,
-        batch_size=4,
-        eval_batch_size=4,
-        learning_rate=1e-4,
-        weight_decay=0.0,
-        warmup_steps=0,
-        max_grad_norm=1.0,
-        seed=3,
-    )
+    hyper = Hyper(batch_size=4, eval_batch_size=4, learning_rate=1e-4, weight_decay=0.0, warmup_steps=0, max_grad_norm=1.0, seed=3)
+    trainer = _trainer(tiny_model, tokenizer, fp32, hyper, data, DataCollatorWithPadding(tokenizer), [], tmp_path, 1)
     order = _prediction_order(trainer, data)
     assert order is not None and order != sorted(order)  # the Trainer really reorders
     start = _in_window_order(trainer.predict(data).predictions[0], order)

@@ -16,7 +16,7 @@ from evfeatures.settings import FeatureSettings
 from evfeatures.windows import Windows
 from evtrain.metrics import DecisionScores, best_over_golds, best_threshold, decision_scores, squad_v2_scores
 from evtrain.precision import PrecisionPlan
-from evtrain.records import PredictionRecord, Scores, SpanRecord, SymptomRow
+from evtrain.records import PredictionRecord, Scores, SpanRecord
 
 
 @attrs.frozen
@@ -188,10 +188,7 @@ def scores_from_decisions(
         evidence_recall=100.0 * e.recall,
         evidence_f1=100.0 * e.f1,
         excluded=figures.excluded,
-        per_symptom=[
-            SymptomRow(r.symptom, 100.0 * r.precision, 100.0 * r.recall, 100.0 * r.f1, r.support, r.predicted, r.true_positives)
-            for r in d.per_symptom
-        ],
+        per_symptom=[attrs.evolve(r, precision=100.0 * r.precision, recall=100.0 * r.recall, f1=100.0 * r.f1) for r in d.per_symptom],
     )
 
 

@@ -15,6 +15,7 @@ from typing import Protocol
 import attrs
 
 from evdata.records import SYMPTOMS, QAExample
+from evtrain.records import SymptomRow
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b", re.UNICODE)
 _PUNCT = set(string.punctuation)
@@ -247,21 +248,6 @@ def best_threshold(preds: Mapping[str, str], golds: Mapping[str, Sequence[str]],
 
 
 @attrs.frozen
-class SymptomDetection:
-    """Presence decisions for one symptom: precision, recall and F1 (fractions), and the counts behind them."""
-
-    symptom: str
-    precision: float
-    recall: float
-    f1: float
-    support: int
-    """Examples whose gold says the post holds evidence for the symptom."""
-    predicted: int
-    """Examples decided present."""
-    true_positives: int
-
-
-@attrs.frozen
 class DetectionScores:
     """Post-level symptom detection: per symptom, and micro and macro averages (fractions in 0..1).
 
@@ -270,7 +256,7 @@ class DetectionScores:
     default, whether or not the split holds one), as a multi-label classification report gives them.
     """
 
-    per_symptom: tuple[SymptomDetection, ...]
+    per_symptom: tuple[SymptomRow, ...]
     micro_precision: float
     micro_recall: float
     micro_f1: float
@@ -280,7 +266,7 @@ class DetectionScores:
     n: int
     """Decisions scored (examples whose symptom is one of the labels)."""
 
-    def of(self, symptom: str) -> SymptomDetection:
+    def of(self, symptom: str) -> SymptomRow:
         """The figures of one symptom."""
         for row in self.per_symptom:
             if row.symptom == symptom:
@@ -322,7 +308,7 @@ def detection_scores(
     for label in labels:
         support, n_predicted, hits = counts[label]
         precision, recall = _ratio(hits, n_predicted), _ratio(hits, support)
-        per_symptom.append(SymptomDetection(label, precision, recall, _harmonic(precision, recall), support, n_predicted, hits))
+        per_symptom.append(SymptomRow(label, precision, recall, _harmonic(precision, recall), support, n_predicted, hits))
     support = sum(row.support for row in per_symptom)
     n_predicted = sum(row.predicted for row in per_symptom)
     hits = sum(row.true_positives for row in per_symptom)

@@ -30,7 +30,11 @@ PrecisionName = Literal["fp32", "bf16", "fp16"]
 
 @attrs.frozen
 class SymptomRow:
-    """Post-level detection of one symptom ("does the post hold evidence for it?"), percentages and counts."""
+    """Post-level detection of one symptom ("does the post hold evidence for it?"): precision, recall, F1 and counts.
+
+    ``evtrain.metrics.detection_scores`` gives the rates as fractions (0..1); ``Scores.per_symptom`` holds them
+    as percentages, like every other figure of ``Scores``.
+    """
 
     symptom: str
     precision: float

@@ -131,7 +131,9 @@ def run_ours(
     epochs = math.ceil(steps / _batches_per_epoch(train_windows, sized, train_examples))
     run_settings = bench_settings(settings, steps=steps, batch_size=batch_size, epochs=epochs)
     lengths = [train_windows.lengths[b] for b in plan]
-    # The loop builds its own windows: the bench's copy must not count in evspan's peak memory.
+    # The profile needs only the windows of its batches; the loop builds its own, and the bench's full
+    # copy must not count in evspan's peak memory.
+    profiled = _profile_batches(train_windows, plan[: profile_steps + 1]) if profile_steps else None
     del train_windows
 
     result = train(
@@ -145,10 +147,7 @@ def run_ours(
     eval_windows = build_windows(eval_examples, tokenizer, settings.features)
     evaluation = _timed_evaluations(result.run, run_settings, eval_examples, eval_windows, repeats=eval_repeats)
     peak = peak_rss_mib()
-    if profile_steps:
-        profile = _profile(run_settings, build_windows(train_examples, tokenizer, settings.features), plan, profile_steps)
-    else:
-        profile = None
+    profile = _profile(run_settings, *profiled, profile_steps) if profiled else None
     history = metrics.history
     seconds = float(sum(h.train_seconds for h in history))
     loop_tokens = round(sum(h.train_tokens_per_second * h.train_seconds for h in history))
@@ -186,6 +185,13 @@ def run_ours(
         "peak_rss_mib": peak,
         "profile": profile,
     }
+
+
+def _profile_batches(windows: Windows, batches: list[list[int]]) -> tuple[Windows, list[list[int]]]:
+    """Just the windows ``batches`` use, and the batches as indices into them."""
+    used = sorted({i for batch in batches for i in batch})
+    position = {w: k for k, w in enumerate(used)}
+    return windows.subset(used), [[position[i] for i in batch] for batch in batches]
 
 
 def _profile(settings: RunSettings, windows: Windows, plan: list[list[int]], steps: int) -> dict[str, Any]:

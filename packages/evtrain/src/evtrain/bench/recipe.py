@@ -276,6 +276,19 @@ class RecipeConfig:
         return ", ".join(parts)
 
 
+@attrs.frozen
+class Hyper:
+    """The optimisation settings the recipe's ``TrainingArguments`` take from evspan's, the same on every side."""
+
+    batch_size: int
+    eval_batch_size: int
+    learning_rate: float
+    weight_decay: float
+    warmup_steps: int
+    max_grad_norm: float
+    seed: int
+
+
 PLAIN = RecipeConfig("recipe_plain", bf16=False, dynamic_padding=False, group_by_length=False, attention_dropout=None)
 TUNED = RecipeConfig("recipe_tuned", bf16=True, dynamic_padding=True, group_by_length=True, attention_dropout=0.0)
 
@@ -288,14 +301,8 @@ def run_recipe(
     eval_examples: Sequence[QAExample],
     *,
     recipe: RecipeConfig,
+    hyper: Hyper,
     steps: int,
-    batch_size: int,
-    eval_batch_size: int,
-    learning_rate: float,
-    weight_decay: float,
-    warmup_steps: int,
-    max_grad_norm: float,
-    seed: int,
     output_dir: str | Path,
     eval_repeats: int = 5,
     profile_steps: int = 0,
@@ -316,7 +323,7 @@ def run_recipe(
 
     from evtrain.bench.hardware import peak_rss_mib
 
-    set_seed(seed)
+    set_seed(hyper.seed)
     pad = not recipe.dynamic_padding
     train_arrays = prepare_train_features(train_examples, tokenizer, features, pad=pad)
     eval_arrays = prepare_eval_features(eval_examples, tokenizer, features, pad=pad)
@@ -325,23 +332,7 @@ def run_recipe(
     eval_data = _Windows(eval_arrays, _MODEL_INPUTS)
 
     def trainer_for(max_steps: int, callbacks: list[Any], run_dir: str) -> Any:
-        return _trainer(
-            model_path,
-            tokenizer,
-            recipe,
-            train_data,
-            collator,
-            callbacks,
-            output_dir=Path(output_dir) / run_dir,
-            max_steps=max_steps,
-            batch_size=batch_size,
-            eval_batch_size=eval_batch_size,
-            learning_rate=learning_rate,
-            weight_decay=weight_decay,
-            warmup_steps=warmup_steps,
-            max_grad_norm=max_grad_norm,
-            seed=seed,
-        )
+        return _trainer(model_path, tokenizer, recipe, hyper, train_data, collator, callbacks, Path(output_dir) / run_dir, max_steps)
 
     counted = {"windows": 0, "real_tokens": 0, "padded_tokens": 0, "useful_flops": 0.0, "executed_flops": 0.0}
     clock: dict[str, float] = {}
@@ -386,14 +377,14 @@ def run_recipe(
         from evtrain.bench.profile import trainer_profiler
 
         del trainer, model
-        set_seed(seed)
+        set_seed(hyper.seed)
         fresh = trainer_for(profile_steps + 1, [], "profile")
         callback, profiled = trainer_profiler(fresh.model, warmup=1, steps=profile_steps)
         fresh.add_callback(callback)
         fresh.train()
         profile = profiled.get("profile")
 
-    padded_eval = int(len(window_lengths) * features.max_length) if pad else _padded_in_order(window_lengths, order, eval_batch_size)
+    padded_eval = int(len(window_lengths) * features.max_length) if pad else _padded_in_order(window_lengths, order, hyper.eval_batch_size)
     return {
         "precision": "bf16 autocast (train), bf16 model (eval)" if recipe.bf16 else "fp32",
         "precision_peak": "bf16" if recipe.bf16 else "fp32",
@@ -425,19 +416,12 @@ def _trainer(
     model_path: str | Path,
     tokenizer: Any,
     recipe: RecipeConfig,
+    hyper: Hyper,
     train_data: torch.utils.data.Dataset,
     collator: Any,
     callbacks: list[Any],
-    *,
     output_dir: Path,
     max_steps: int,
-    batch_size: int,
-    eval_batch_size: int,
-    learning_rate: float,
-    weight_decay: float,
-    warmup_steps: int,
-    max_grad_norm: float,
-    seed: int,
 ) -> Any:
     """A ``Trainer`` over a fresh ``AutoModelForQuestionAnswering``, configured as ``recipe`` says."""
     from transformers import AutoModelForQuestionAnswering, Trainer, TrainingArguments, default_data_collator
@@ -446,16 +430,16 @@ def _trainer(
     model = AutoModelForQuestionAnswering.from_pretrained(model_path, dtype=torch.float32, **config_changes)
     args = TrainingArguments(
         output_dir=str(output_dir),
-        per_device_train_batch_size=batch_size,
-        per_device_eval_batch_size=eval_batch_size,
+        per_device_train_batch_size=hyper.batch_size,
+        per_device_eval_batch_size=hyper.eval_batch_size,
         gradient_accumulation_steps=1,
-        learning_rate=learning_rate,
-        weight_decay=weight_decay,
-        warmup_steps=warmup_steps,
+        learning_rate=hyper.learning_rate,
+        weight_decay=hyper.weight_decay,
+        warmup_steps=hyper.warmup_steps,
         lr_scheduler_type="linear",
-        max_grad_norm=max_grad_norm,
+        max_grad_norm=hyper.max_grad_norm,
         max_steps=max_steps,
-        seed=seed,
+        seed=hyper.seed,
         bf16=recipe.bf16,
         bf16_full_eval=recipe.bf16,
         train_sampling_strategy="group_by_length" if recipe.group_by_length else "random",

@@ -83,7 +83,7 @@ def results_table(report: dict[str, Any]) -> Table:
             versus(key, "recipe_plain") if ratios else "",
         )
 
-    table.add_row("precision", *(_short_precision(next(r["precision"] for r in runs if r["side"] == s)) for s in sides), "", "", "")
+    table.add_row("precision", *(next(r["precision_peak"] for r in runs if r["side"] == s) for s in sides), "", "", "")
     row("train tok/s", "train_tokens_per_second", ".0f", goal="train_tokens_per_second")
     row("train windows/s", "train_windows_per_second", ".2f")
     row("train s/step", "train_seconds_per_step", ".2f", ratios=False)
@@ -100,10 +100,6 @@ def results_table(report: dict[str, Any]) -> Table:
     row("null threshold", "val_null_threshold", ".2f", ratios=False)
     row("peak RSS MiB", "peak_rss_mib", ".0f", goal="peak_rss_mib")
     return table
-
-
-def _short_precision(label: str) -> str:
-    return {"bf16 autocast (train), bf16 model (eval)": "bf16"}.get(label, label.replace(" autocast", ""))
 
 
 def profile_table(report: dict[str, Any]) -> Table | None:

@@ -78,7 +78,7 @@ def run_side(side: str, spec_path: str | Path, workdir: str | Path) -> dict[str,
     workdir = Path(workdir)
     if side in ("recipe_plain", "recipe_tuned"):
         from evtrain.bench.ours import epoch_examples
-        from evtrain.bench.recipe import PLAIN, TUNED, run_recipe
+        from evtrain.bench.recipe import PLAIN, TUNED, Hyper, run_recipe
 
         t = settings.train
         # The recipe's training set is the example set of evspan's first epoch (all answerable examples and
@@ -91,14 +91,16 @@ def run_side(side: str, spec_path: str | Path, workdir: str | Path) -> dict[str,
             recipe_train,
             eval_examples,
             recipe=PLAIN if side == "recipe_plain" else TUNED,
+            hyper=Hyper(
+                batch_size=options.batch_size,
+                eval_batch_size=t.eval_batch_size,
+                learning_rate=t.learning_rate,
+                weight_decay=t.weight_decay,
+                warmup_steps=int(t.warmup_ratio * options.steps),
+                max_grad_norm=t.max_grad_norm,
+                seed=t.seed,
+            ),
             steps=options.steps,
-            batch_size=options.batch_size,
-            eval_batch_size=t.eval_batch_size,
-            learning_rate=t.learning_rate,
-            weight_decay=t.weight_decay,
-            warmup_steps=int(t.warmup_ratio * options.steps),
-            max_grad_norm=t.max_grad_norm,
-            seed=t.seed,
             output_dir=workdir / "recipe-trainer",
             eval_repeats=options.plain_eval_repeats if side == "recipe_plain" else options.eval_repeats,
             profile_steps=options.profile_steps,
