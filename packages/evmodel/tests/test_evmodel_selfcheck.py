@@ -24,7 +24,6 @@ from evmodel.kernels import (
     Fusion,
     OneDNNLinear,
     fuse_linears_for_cpu_inference,
-    use_bf16_attention,
     use_cpu_attention,
     use_fp32_attention,
 )
@@ -214,7 +213,7 @@ def test_a_broken_explicit_backward_turns_bf16_attention_off(tiny_bert: Path, mo
     model = _model(tiny_bert)
     breakage(monkeypatch)
     with pytest.warns(FastPathWarning, match=r"train\.cpu_attention disabled: its (output or gradients differ|self-check raised)"):
-        check = use_bf16_attention(model)
+        check = use_cpu_attention(model, "bf16")
     assert not check and model.encoder.config._attn_implementation == "sdpa"
     # The fp32 attention does not use it: its own check is unaffected.
     with warnings.catch_warnings():
@@ -248,7 +247,7 @@ def test_each_kind_has_its_own_verdict(tiny_bert: Path, monkeypatch) -> None:
     """A failed bf16 check leaves the fp32 attention available in the same process, and the other way round."""
     _softmax_backward_gone(monkeypatch)
     with pytest.warns(FastPathWarning):
-        assert not use_bf16_attention(_model(tiny_bert))
+        assert not use_cpu_attention(_model(tiny_bert), "bf16")
     assert use_fp32_attention(_model(tiny_bert))
 
 

@@ -19,7 +19,7 @@ from evmodel.kernels import (
     FastDropout,
     additive_mask,
     register_attention,
-    use_bf16_attention,
+    use_cpu_attention,
     use_fast_dropout,
 )
 from evmodel.loading import load_tokenizer
@@ -110,7 +110,7 @@ def test_bf16_attention_trains_like_sdpa(tiny_bert: Path, monkeypatch) -> None:
     model = EvidenceQA.from_encoder(tiny_bert, ModelSettings(dropout=0.0), seed=0).eval()
     batch = _batch(tiny_bert)
     sdpa_loss, sdpa_grads = _grads(model, batch)
-    assert use_bf16_attention(model)
+    assert use_cpu_attention(model, "bf16")
     assert model.encoder.config._attn_implementation == ATTENTION_BF16
     calls = []
     apply = ExplicitAttention.apply
@@ -307,7 +307,7 @@ def test_a_tiny_model_trains_with_fast_dropout(tiny_bert: Path) -> None:
     torch.manual_seed(0)
     model = EvidenceQA.from_encoder(tiny_bert, ModelSettings(dropout=0.1), seed=0).train()
     assert use_fast_dropout(model) > 0
-    assert use_bf16_attention(model)
+    assert use_cpu_attention(model, "bf16")
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     batch = _batch(tiny_bert)
     losses = []

@@ -108,7 +108,6 @@ __all__ = [
     "fuse_linears_for_cpu_inference",
     "onednn_inference_available",
     "register_attention",
-    "use_bf16_attention",
     "use_cpu_attention",
     "use_fast_dropout",
     "use_fp32_attention",
@@ -345,11 +344,6 @@ def use_cpu_attention(model: nn.Module, kind: str) -> FastPathCheck:
         for encoder in switched:
             encoder.set_attn_implementation("sdpa")
     return remember(key, check, f"training runs transformers' sdpa attention instead of the {kind} one")
-
-
-def use_bf16_attention(model: nn.Module) -> FastPathCheck:
-    """``use_cpu_attention(model, "bf16")``: ``ATTENTION_BF16``, explicit softmax attention in bf16 (``train.cpu_attention = "bf16"``)."""
-    return use_cpu_attention(model, "bf16")
 
 
 def use_fp32_attention(model: nn.Module) -> FastPathCheck:
