@@ -17,7 +17,7 @@ from evfeatures import (
     subsample_negatives,
     token_budget_batches,
 )
-from evfeatures.batching import sample_examples, windows_of_examples
+from evfeatures.batching import padded_width, sample_examples, windows_of_examples
 
 lengths_st = st.lists(st.integers(1, 384), min_size=0, max_size=300)
 
@@ -28,14 +28,14 @@ def assert_partition(batches: list[list[int]], n: int) -> None:
     assert all(batches), "no empty batches"
 
 
-@given(data=st.data(), seed=st.integers(0, 1000))
-def test_collate_pads_to_the_batch_max_and_keeps_every_token(tokenizer, strategies, data, seed):
+@given(data=st.data(), seed=st.integers(0, 1000), multiple=st.sampled_from([1, 1, 8, 32, 64]))
+def test_collate_pads_to_the_batch_max_and_keeps_every_token(tokenizer, strategies, data, seed, multiple):
     examples = data.draw(strategies.qa_examples())
     windows = build_windows(examples, tokenizer, FeatureSettings(max_length=48, doc_stride=4))
     rng = np.random.default_rng(seed)
     indices = rng.choice(len(windows), size=rng.integers(1, len(windows) + 1), replace=False).tolist()
-    batch = collate(windows, indices, tokenizer.pad_token_id)
-    longest = int(windows.lengths[indices].max())
+    batch = collate(windows, indices, tokenizer.pad_token_id, pad_to_multiple_of=multiple)
+    longest = padded_width(int(windows.lengths[indices].max()), multiple, int(windows.lengths.max()))
     assert set(batch) == {"input_ids", "attention_mask", "token_type_ids", "start_positions", "end_positions"}
     for tensor in batch.values():
         assert tensor.dtype.is_floating_point is False and tensor.shape[0] == len(indices)
@@ -48,6 +48,15 @@ def test_collate_pads_to_the_batch_max_and_keeps_every_token(tokenizer, strategi
         assert batch["token_type_ids"][row, :n].tolist() == windows.token_type_ids[i].tolist()
         assert batch["start_positions"][row] == windows.start_positions[i]
         assert batch["end_positions"][row] == windows.end_positions[i]
+
+
+@given(longest=st.integers(1, 512), multiple=st.integers(1, 128), slack=st.integers(0, 512))
+def test_padded_width_rounds_up_to_the_multiple_within_the_limit(longest, multiple, slack):
+    limit = longest + slack
+    width = padded_width(longest, multiple, limit)
+    assert longest <= width <= limit
+    assert width % multiple == 0 or width == limit
+    assert width - longest < multiple
 
 
 def test_collate_without_labels_or_token_types():

@@ -219,6 +219,23 @@ def test_subset_keeps_windows_and_example_indices(tokenizer):
     assert picked.has_answer.tolist() == [windows.has_answer[-1], windows.has_answer[0]]
 
 
+def test_windows_store_ids_and_offsets_as_int32_and_refuse_what_does_not_fit(tokenizer):
+    """Half the memory of int64 for a corpus's windows; a value int32 cannot hold is an error, not a wrap-around."""
+    examples = [QAExample(id="e", post_id="p", question="", context="i feel tired " * 10, answers=(Answer("tired", 7, 12),))]
+    windows = build_windows(examples, tokenizer, FeatureSettings(max_length=20, doc_stride=2))
+    arrays = [*windows.input_ids, *windows.token_type_ids, *windows.offsets]
+    assert {a.dtype for a in arrays} == {np.dtype(np.int32)}
+    with pytest.raises(ValueError, match=r"Windows: values outside int32 \(0\.\.2147483648\)"):
+        Windows(
+            input_ids=[np.array([0, 2**31])],
+            token_type_ids=None,
+            offsets=[np.array([[-1, -1], [0, 1]])],
+            example_index=[0],
+            start_positions=[0],
+            end_positions=[0],
+        )
+
+
 def test_pure_labelling_functions():
     offsets = context_offsets([(0, 0), (0, 5), (0, 0), (0, 1), (2, 6), (7, 12), (0, 0)], [None, 0, None, 1, 1, 1, None])
     assert offsets.tolist() == [[-1, -1], [-1, -1], [-1, -1], [0, 1], [2, 6], [7, 12], [-1, -1]]

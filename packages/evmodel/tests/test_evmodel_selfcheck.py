@@ -212,7 +212,9 @@ def test_a_broken_explicit_backward_turns_bf16_attention_off(tiny_bert: Path, mo
     """The probe runs no backward through the model; the check of ``ExplicitAttention`` itself catches its backward."""
     model = _model(tiny_bert)
     breakage(monkeypatch)
-    with pytest.warns(FastPathWarning, match=r"train\.cpu_attention disabled: its (output or gradients differ|self-check raised)"):
+    with pytest.warns(
+        FastPathWarning, match=r"train\.cpu_attention disabled: (ExplicitAttention's output or gradients differ|its self-check raised)"
+    ):
         check = use_cpu_attention(model, "bf16")
     assert not check and model.encoder.config._attn_implementation == "sdpa"
     # The fp32 attention does not use it: its own check is unaffected.
@@ -230,6 +232,22 @@ def test_the_mismatch_is_reported_with_its_size(tiny_bert: Path, monkeypatch, ki
 
 
 @pytest.mark.parametrize("kind", KINDS)
+def test_a_broken_fp32_flash_backward_turns_either_attention_off(tiny_bert: Path, monkeypatch, kind: str) -> None:
+    """Both kinds train long rows through ``Fp32FlashAttention`` (private aten ops); its check covers its backward."""
+    healthy = kernels.Fp32FlashAttention.backward
+
+    def garbled(ctx, grad):
+        grad_query, grad_key, grad_value, *rest = healthy(ctx, grad)
+        return (grad_query.flip(-2), grad_key, grad_value, *rest)
+
+    monkeypatch.setattr(kernels.Fp32FlashAttention, "backward", staticmethod(garbled))
+    model = _model(tiny_bert)
+    with pytest.warns(FastPathWarning, match=r"train\.cpu_attention disabled: Fp32FlashAttention's output or gradients differ"):
+        check = use_cpu_attention(model, kind)
+    assert not check and model.encoder.config._attn_implementation == "sdpa"
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_a_passed_check_is_not_repeated(tiny_bert: Path, monkeypatch, no_fast_path_warning, kind: str) -> None:
     assert use_cpu_attention(_model(tiny_bert), kind)
 
@@ -237,7 +255,7 @@ def test_a_passed_check_is_not_repeated(tiny_bert: Path, monkeypatch, no_fast_pa
         raise AssertionError("probed twice")
 
     monkeypatch.setattr(kernels, "_attention_probe", no_probe)
-    monkeypatch.setattr(kernels, "_check_explicit_attention", no_probe)
+    monkeypatch.setattr(kernels, "_check_attention_functions", no_probe)
     model = _model(tiny_bert)
     assert use_cpu_attention(model, kind)
     assert model.encoder.config._attn_implementation == _NAMES[kind]

@@ -17,6 +17,7 @@ from evmodel.kernels import (
     ATTENTION_BF16,
     ExplicitAttention,
     FastDropout,
+    Fp32FlashAttention,
     additive_mask,
     register_attention,
     use_cpu_attention,
@@ -87,6 +88,30 @@ def test_explicit_attention_matches_sdpa_in_bf16_with_padding() -> None:
     assert ours[2][1, :, -10:].abs().max() == 0 and ours[3][2, :, -25:].abs().max() == 0
 
 
+def test_fp32_flash_attention_matches_sdpa_on_fp32_copies_and_keeps_no_fp32_copies() -> None:
+    """Output and gradients as sdpa on fp32 copies, within bf16 rounding; what it keeps for backward is bf16, bar one fp32 value per row."""
+    generator = torch.Generator().manual_seed(0)
+    shape = (3, 4, 40, 16)
+    q, k, v, grad = (torch.randn(shape, generator=generator).to(torch.bfloat16) for _ in range(4))
+    mask = _padding_mask(3, 40, {1: 10, 2: 25})
+    saved: list[torch.Tensor] = []
+    ours = [t.clone().requires_grad_() for t in (q, k, v)]
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        output = Fp32FlashAttention.apply(*ours, additive_mask(mask, torch.float32), 0.25)
+    output.backward(grad)
+    copies = [t.float().requires_grad_() for t in (q, k, v)]
+    reference = F.scaled_dot_product_attention(*copies, attn_mask=mask, scale=0.25)
+    reference.backward(grad.float())
+    assert output.dtype == torch.bfloat16 and all(t.grad.dtype == torch.bfloat16 for t in ours)
+    pairs = [(output, reference)] + [(a.grad, b.grad) for a, b in zip(ours, copies)]
+    for name, (a, b) in zip(("output", "query", "key", "value"), pairs):
+        assert (a.detach().float() - b.detach()).abs().max() <= 0.01 * float(b.abs().max()), name
+    assert ours[1].grad[1, :, -10:].abs().max() == 0 and ours[2].grad[2, :, -25:].abs().max() == 0
+    full = [t for t in saved if t.dim() == 4 and t.shape[-1] == shape[-1]]
+    assert len(full) == 4 and all(t.dtype == torch.bfloat16 for t in full)  # query, key, value, output
+    assert sum(t.numel() * t.element_size() for t in saved if t.dtype == torch.float32) <= 3 * 4 * 40 * 4 + 3 * 40 * 4
+
+
 def test_float_masks_are_clamped_to_finite_bias() -> None:
     """fp32's minimum would round to -inf in bf16; the bias stays finite and gives what the bool mask gives."""
     mask = _padding_mask(2, 6, {1: 3})
@@ -126,9 +151,9 @@ def test_bf16_attention_trains_like_sdpa(tiny_bert: Path, monkeypatch) -> None:
 
 @pytest.fixture
 def attention_calls(monkeypatch) -> dict[str, int]:
-    """Counts of the calls ``ATTENTION_BF16`` makes to transformers' sdpa and to ``ExplicitAttention``."""
-    calls = {"sdpa": 0, "explicit": 0}
-    sdpa, apply = transformers.integrations.sdpa_attention.sdpa_attention_forward, ExplicitAttention.apply
+    """Counts of the calls ``ATTENTION_BF16`` makes to transformers' sdpa, ``ExplicitAttention`` and ``Fp32FlashAttention``."""
+    calls = {"sdpa": 0, "explicit": 0, "flash32": 0}
+    sdpa, apply, flash = transformers.integrations.sdpa_attention.sdpa_attention_forward, ExplicitAttention.apply, Fp32FlashAttention.apply
 
     def counting_sdpa(*args, **kwargs):
         calls["sdpa"] += 1
@@ -139,7 +164,13 @@ def attention_calls(monkeypatch) -> dict[str, int]:
         return apply(*args)
 
     monkeypatch.setattr(transformers.integrations.sdpa_attention, "sdpa_attention_forward", counting_sdpa)
+
+    def counting_flash(*args):
+        calls["flash32"] += 1
+        return flash(*args)
+
     monkeypatch.setattr(ExplicitAttention, "apply", counting_apply)
+    monkeypatch.setattr(Fp32FlashAttention, "apply", counting_flash)
     return calls
 
 
@@ -177,14 +208,14 @@ def test_bf16_attention_takes_its_path_only_when_training_in_bf16(case: str, att
             output, weights = attention(module, q, k, v, mask, **options)
             assert output.shape == (2, 6, 2, 4) and output.dtype == dtype and weights is None
     explicit = case == "training"
-    assert attention_calls == {"sdpa": 0 if explicit else 1, "explicit": 1 if explicit else 0}
+    assert attention_calls == {"sdpa": 0 if explicit else 1, "explicit": 1 if explicit else 0, "flash32": 0}
     if explicit:
         reference = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), attn_mask=mask, scale=0.5).transpose(1, 2)
         assert torch.allclose(output.float(), reference, atol=2e-2)
 
 
 def test_bf16_attention_hands_long_rows_to_fp32_flash_attention(attention_calls: dict[str, int], monkeypatch) -> None:
-    """Rows longer than EXPLICIT_MAX_TOKENS run as sdpa on fp32 copies (faster there, and no stored probabilities)."""
+    """Rows longer than EXPLICIT_MAX_TOKENS run as flash attention on fp32 copies (faster there, and no stored probabilities)."""
     import evmodel.kernels as kernels
 
     register_attention()
@@ -194,12 +225,12 @@ def test_bf16_attention_hands_long_rows_to_fp32_flash_attention(attention_calls:
     mask = _padding_mask(2, 6, {1: 2}).expand(2, 1, 6, 6)
     monkeypatch.setattr(kernels, "EXPLICIT_MAX_TOKENS", 5)
     output, _ = attention(_Attention(), q, k, v, mask, dropout=0.0, scaling=0.5)
-    assert attention_calls == {"sdpa": 1, "explicit": 0}
+    assert attention_calls == {"sdpa": 0, "explicit": 0, "flash32": 1}
     reference = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), attn_mask=mask, scale=0.5).transpose(1, 2)
     assert output.dtype == torch.bfloat16 and torch.equal(output, reference.to(torch.bfloat16))
     monkeypatch.setattr(kernels, "EXPLICIT_MAX_TOKENS", 6)
     attention(_Attention(), q, k, v, mask, dropout=0.0, scaling=0.5)
-    assert attention_calls == {"sdpa": 1, "explicit": 1}
+    assert attention_calls == {"sdpa": 0, "explicit": 1, "flash32": 1}
 
 
 # --- FastDropout --------------------------------------------------------------------------------------------
@@ -336,3 +367,73 @@ def test_gradient_checkpointing_replays_the_same_masks(tiny_bert: Path) -> None:
         m(**batch).loss.backward()
         grads.append({n: p.grad for n, p in m.named_parameters()})
     assert all(torch.allclose(grads[0][n], grads[1][n], atol=1e-6) for n in grads[0])
+
+
+# --- GELU recompute (train.gelu_recompute) -----------------------------------------------------------------------
+
+
+def _saved_bytes(model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[int, torch.Tensor, dict[str, torch.Tensor]]:
+    """Bytes autograd keeps for backward (distinct storages, parameters excluded), the loss and the gradients, under bf16 autocast."""
+    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    storages: dict[int, int] = {}
+
+    def keep(t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in params:
+            storages[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    model.zero_grad(set_to_none=True)
+    with torch.autograd.graph.saved_tensors_hooks(keep, lambda t: t), torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = model(**batch).loss
+    loss.backward()
+    return sum(storages.values()), loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+
+def test_gelu_recompute_keeps_one_activation_less_per_layer_and_trains_the_same(tiny_bert: Path) -> None:
+    """Same loss, gradients, state dict and inference logits; one [tokens, intermediate] bf16 tensor less kept per layer."""
+    from evmodel.kernels import GeluInputLinear, use_gelu_recompute
+
+    # Eval mode: no dropout, so both see the same masks; gradients are on all the same.
+    plain = EvidenceQA.from_encoder(tiny_bert, ModelSettings(dropout=0.0), seed=0).eval()
+    model = EvidenceQA.from_encoder(tiny_bert, ModelSettings(dropout=0.0), seed=0).eval()
+    batch = _batch(tiny_bert)
+    plain_bytes, plain_loss, plain_grads = _saved_bytes(plain, batch)
+    layers = model.config.num_hidden_layers
+    assert use_gelu_recompute(model) == layers
+    assert sum(isinstance(m, GeluInputLinear) for m in model.modules()) == layers
+    assert {k: v for k, v in model.state_dict().items()}.keys() == plain.state_dict().keys()
+    assert all(torch.equal(v, plain.state_dict()[k]) for k, v in model.state_dict().items())
+    ours_bytes, loss, grads = _saved_bytes(model, batch)
+    tokens = batch["input_ids"].numel()
+    assert plain_bytes - ours_bytes == layers * tokens * model.config.intermediate_size * 2
+    assert torch.allclose(loss, plain_loss, rtol=1e-3)
+    assert grads.keys() == plain_grads.keys()
+    for name, grad in grads.items():
+        assert torch.allclose(grad, plain_grads[name], rtol=1e-2, atol=1e-3), name
+    inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
+    with torch.no_grad():
+        assert torch.equal(model(**inputs).start_logits, plain(**inputs).start_logits)
+    # In fp32 (no autocast) too.
+    plain.zero_grad(set_to_none=True)
+    model.zero_grad(set_to_none=True)
+    plain(**batch).loss.backward()
+    model(**batch).loss.backward()
+    for (name, a), b in zip(model.named_parameters(), plain.parameters()):
+        assert torch.allclose(a.grad, b.grad, rtol=1e-4, atol=1e-6), name
+
+
+def test_gelu_recompute_leaves_other_blocks_alone() -> None:
+    """Only an exact-GELU intermediate followed by an nn.Linear output is moved; a tanh-approximate GELU is not."""
+    from evmodel.kernels import use_gelu_recompute
+
+    class Block(nn.Module):
+        def __init__(self, act: nn.Module) -> None:
+            super().__init__()
+            self.intermediate = nn.Module()
+            self.intermediate.dense, self.intermediate.intermediate_act_fn = nn.Linear(4, 8), act
+            self.output = nn.Module()
+            self.output.dense = nn.Linear(8, 4)
+
+    assert use_gelu_recompute(nn.Sequential(Block(nn.GELU(approximate="tanh")), nn.Linear(4, 4))) == 0
+    assert use_gelu_recompute(nn.Sequential(Block(nn.GELU()))) == 1

@@ -23,7 +23,7 @@ from evtrain.bench import runner, worker
 from evtrain.bench.hardware import batch_flops, encoder_flops_per_token, matmul_peak, peak_rss_mib
 from evtrain.bench.options import BenchOptions
 from evtrain.bench.ours import epoch_examples
-from evtrain.bench.profile import CATEGORIES
+from evtrain.bench.profile import CATEGORIES, classify
 from evtrain.bench.recipe import postprocess_predictions, prepare_eval_features, prepare_train_features, tune_null_threshold
 from evtrain.metrics import squad_v2_scores
 from evtrain.records import read_metrics
@@ -363,3 +363,16 @@ def test_tuned_recipe_predictions_are_put_back_in_window_order(tiny_model, token
         with torch.no_grad():
             expected = model(**item).start_logits[0].numpy()
         np.testing.assert_allclose(start[w, : len(expected)], expected, rtol=1e-4, atol=1e-5)
+
+
+def test_profile_counts_matmuls_inside_custom_backward_nodes_where_they_belong() -> None:
+    """evspan's own autograd Functions: the GELU-linear's matmuls are linear backward, the flash attention's attention backward."""
+    node = "autograd::engine::evaluate_function: "
+    assert classify("aten::mm", [node + "GeluLinearFunctionBackward"]) == "linear_backward"
+    assert classify("aten::gelu", [node + "GeluLinearFunctionBackward"]) == "elementwise"
+    assert (
+        classify("aten::_scaled_dot_product_flash_attention_for_cpu_backward", [node + "Fp32FlashAttentionBackward"])
+        == "attention_backward"
+    )
+    assert classify("aten::bmm", [node + "ExplicitAttentionBackward"]) == "attention_backward"
+    assert classify("aten::mm", [node + "MmBackward0"]) == "linear_backward"

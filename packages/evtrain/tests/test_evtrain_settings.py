@@ -1,4 +1,4 @@
-"""train.cpu_attention and train.fast_dropout: choices, the former cpu_attention_fp32 key of saved runs, the wiring in setup_model."""
+"""train.cpu_attention, train.fast_dropout and train.gelu_recompute: choices, the former cpu_attention_fp32 key of saved runs, the wiring in setup_model."""
 
 from pathlib import Path
 
@@ -11,16 +11,16 @@ from evdata.config import SettingsError
 from evtrain.settings import RunSettings, TrainSettings, resume_settings
 
 
-def test_defaults_are_bf16_attention_and_fast_dropout() -> None:
+def test_defaults_are_fp32_attention_and_fast_dropout() -> None:
     t = TrainSettings()
-    assert t.cpu_attention == "bf16" and t.fast_dropout is True
+    assert t.cpu_attention == "fp32" and t.fast_dropout is True
     text = RunSettings().to_toml()
-    assert 'cpu_attention = "bf16"' in text and "fast_dropout = true" in text and "cpu_attention_fp32" not in text
+    assert 'cpu_attention = "fp32"' in text and "fast_dropout = true" in text and "cpu_attention_fp32" not in text
 
 
 def test_the_repository_settings_file_uses_the_defaults() -> None:
     settings = RunSettings.load(Path(__file__).resolve().parents[3] / "settings.toml")
-    assert settings.train.cpu_attention == "bf16" and settings.train.fast_dropout is True
+    assert settings.train.cpu_attention == "fp32" and settings.train.fast_dropout is True
 
 
 @pytest.mark.parametrize("choice", ["bf16", "fp32", "sdpa"])
@@ -39,7 +39,7 @@ def test_an_unknown_choice_is_refused_naming_the_setting() -> None:
 def test_runs_saved_with_cpu_attention_fp32_still_load(tmp_path: Path, legacy: bool, choice: str) -> None:
     """A run directory from before the rename keeps ``cpu_attention_fp32 = true|false``: evaluate and resume read it."""
     saved = tmp_path / "settings.toml"
-    saved.write_text(RunSettings().to_toml().replace('cpu_attention = "bf16"', f"cpu_attention_fp32 = {str(legacy).lower()}"))
+    saved.write_text(RunSettings().to_toml().replace('cpu_attention = "fp32"', f"cpu_attention_fp32 = {str(legacy).lower()}"))
     assert "cpu_attention_fp32" in saved.read_text()
     settings = RunSettings.load(saved)
     assert settings.train.cpu_attention == choice
@@ -63,24 +63,49 @@ def _setup(tiny_corpus: Path, tiny_model: Path, **train):
 
 
 def test_setup_model_turns_the_cpu_fast_paths_on(tiny_corpus: Path, tiny_model: Path) -> None:
-    from evmodel.kernels import ATTENTION_BF16, ATTENTION_FP32, FastDropout
+    from evmodel.kernels import ATTENTION_BF16, ATTENTION_FP32, FastDropout, GeluInputLinear
 
     m = _setup(tiny_corpus, tiny_model)
-    assert m.model.encoder.config._attn_implementation == ATTENTION_BF16
+    assert sum(isinstance(module, GeluInputLinear) for module in m.model.modules()) == m.model.config.num_hidden_layers
+    assert m.model.encoder.config._attn_implementation == ATTENTION_FP32
     # Attention probabilities keep p = 0 (train.attention_dropout) and a plain module; every other dropout is fast.
     dropouts = [module for module in m.model.modules() if isinstance(module, nn.Dropout)]
     assert {type(d) for d in dropouts if d.p > 0} == {FastDropout}
     assert sum(isinstance(d, FastDropout) for d in dropouts) == 1 + 2 * m.model.config.num_hidden_layers + 1
-    assert _setup(tiny_corpus, tiny_model, cpu_attention="fp32").model.encoder.config._attn_implementation == ATTENTION_FP32
+    assert _setup(tiny_corpus, tiny_model, cpu_attention="bf16").model.encoder.config._attn_implementation == ATTENTION_BF16
 
 
 def test_setup_model_leaves_the_model_alone_without_them(tiny_corpus: Path, tiny_model: Path) -> None:
-    from evmodel.kernels import FastDropout
+    from evmodel.kernels import FastDropout, GeluInputLinear
 
-    m = _setup(tiny_corpus, tiny_model, cpu_attention="sdpa", fast_dropout=False)
+    m = _setup(tiny_corpus, tiny_model, cpu_attention="sdpa", fast_dropout=False, gelu_recompute=False)
+    assert not any(isinstance(module, GeluInputLinear) for module in m.model.modules())
     assert m.model.encoder.config._attn_implementation == "sdpa"
     assert not any(isinstance(module, FastDropout) for module in m.model.modules())
     # Attention is only switched under bf16 autocast.
     fp32 = _setup(tiny_corpus, tiny_model, precision="off")
     assert fp32.model.encoder.config._attn_implementation == "sdpa"
     assert any(isinstance(module, FastDropout) for module in fp32.model.modules())
+
+
+def test_frozen_word_embeddings_get_no_gradient_and_no_optimizer_state(tiny_corpus: Path, tiny_model: Path) -> None:
+    """train.freeze_word_embeddings: the matrix stays as loaded through a step; every other parameter trains."""
+    import torch
+
+    from evtrain.loop import setup_optimizer
+
+    for frozen in (True, False):
+        m = _setup(tiny_corpus, tiny_model, freeze_word_embeddings=frozen)
+        words = m.model.encoder.get_input_embeddings().weight
+        before = words.detach().clone()
+        opt = setup_optimizer(m, tiny_settings(tiny_corpus, tiny_model), 10).optimizer
+        optimized = {id(p) for group in opt.param_groups for p in group["params"]}
+        assert (id(words) in optimized) is not frozen
+        assert all(id(p) in optimized for p in m.model.parameters() if p is not words)
+        ids = torch.randint(5, m.model.config.vocab_size, (2, 8))
+        m.model.train()
+        m.model(
+            input_ids=ids, attention_mask=torch.ones_like(ids), start_positions=torch.tensor([1, 2]), end_positions=torch.tensor([2, 3])
+        ).loss.backward()
+        opt.step()
+        assert torch.equal(words.detach(), before) is frozen

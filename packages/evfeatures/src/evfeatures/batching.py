@@ -16,9 +16,12 @@ import torch
 from evfeatures.windows import Windows
 
 
-def collate(windows: Windows, indices: Sequence[int], pad_token_id: int, *, with_labels: bool = True) -> dict[str, torch.Tensor]:
+def collate(
+    windows: Windows, indices: Sequence[int], pad_token_id: int, *, with_labels: bool = True, pad_to_multiple_of: int = 1
+) -> dict[str, torch.Tensor]:
     """Stack the windows at ``indices`` into int64 tensors padded to the batch's longest window.
 
+    With ``pad_to_multiple_of`` the width is rounded up to a multiple of it (``padded_width``).
     Returns ``input_ids``, ``attention_mask``, ``token_type_ids`` (when the windows have them) and,
     with ``with_labels``, ``start_positions`` and ``end_positions``.
     """
@@ -26,7 +29,7 @@ def collate(windows: Windows, indices: Sequence[int], pad_token_id: int, *, with
     if idx.size == 0:
         raise ValueError("collate: empty batch")
     lengths = windows.lengths[idx]
-    width = int(lengths.max())
+    width = padded_width(int(lengths.max()), pad_to_multiple_of, int(windows.lengths.max()))
     # Row-major boolean assignment fills each row's first ``length`` slots from the concatenation.
     real = np.arange(width)[None, :] < lengths[:, None]
 
@@ -45,6 +48,14 @@ def collate(windows: Windows, indices: Sequence[int], pad_token_id: int, *, with
         batch["start_positions"] = torch.from_numpy(windows.start_positions[idx].copy())
         batch["end_positions"] = torch.from_numpy(windows.end_positions[idx].copy())
     return batch
+
+
+def padded_width(longest: int, multiple: int, limit: int) -> int:
+    """A batch's width: its ``longest`` window rounded up to a multiple of ``multiple``, but not past ``limit``
+    (the longest window there is) nor below ``longest``."""
+    if multiple < 1:
+        raise ValueError(f"pad_to_multiple_of must be >= 1, got {multiple}")
+    return max(longest, min(-(-longest // multiple) * multiple, limit))
 
 
 def _check_batch_size(batch_size: int) -> None:

@@ -32,17 +32,24 @@ _CHUNK_CHARS = 200_000
 _NO_LIMIT = 10**12
 
 
-def _as_int64_tuple(arrays: Sequence[Any]) -> tuple[np.ndarray, ...]:
-    return tuple(np.asarray(a, dtype=np.int64) for a in arrays)
+def _as_int32_tuple(arrays: Sequence[Any]) -> tuple[np.ndarray, ...]:
+    return tuple(_int32(np.asarray(a)) for a in arrays)
 
 
 def _as_offsets_tuple(arrays: Sequence[Any]) -> tuple[np.ndarray, ...]:
-    return tuple(np.asarray(a, dtype=np.int64).reshape(-1, 2) for a in arrays)
+    return tuple(_int32(np.asarray(a)).reshape(-1, 2) for a in arrays)
+
+
+def _int32(array: np.ndarray) -> np.ndarray:
+    """``array`` stored as int32: token ids and character offsets fit, and a corpus's windows take half the memory."""
+    if array.size and array.dtype != np.int32 and (array.min() < -(2**31) or array.max() >= 2**31):
+        raise ValueError(f"Windows: values outside int32 ({array.min()}..{array.max()})")
+    return array.astype(np.int32, copy=False)
 
 
 @attrs.frozen(eq=False)
 class Windows:
-    """Model inputs for a list of examples: one entry per window, unpadded.
+    """Model inputs for a list of examples: one entry per window, unpadded, token ids and offsets as int32.
 
     ``offsets[w]`` has shape ``[n, 2]`` and holds character offsets into the example's context for
     context tokens and ``(-1, -1)`` for every other token (question, special tokens).
@@ -50,8 +57,8 @@ class Windows:
     ``cls_index`` when the window holds no answer wholly inside its context.
     """
 
-    input_ids: tuple[np.ndarray, ...] = attrs.field(converter=_as_int64_tuple)
-    token_type_ids: tuple[np.ndarray, ...] | None = attrs.field(converter=attrs.converters.optional(_as_int64_tuple))
+    input_ids: tuple[np.ndarray, ...] = attrs.field(converter=_as_int32_tuple)
+    token_type_ids: tuple[np.ndarray, ...] | None = attrs.field(converter=attrs.converters.optional(_as_int32_tuple))
     offsets: tuple[np.ndarray, ...] = attrs.field(converter=_as_offsets_tuple)
     example_index: np.ndarray = attrs.field(converter=lambda a: np.asarray(a, dtype=np.int64).reshape(-1))
     start_positions: np.ndarray = attrs.field(converter=lambda a: np.asarray(a, dtype=np.int64).reshape(-1))
@@ -179,8 +186,8 @@ def check_window_settings(settings: FeatureSettings, tokenizer: Any, questions: 
 
 
 def context_offsets(offsets: np.ndarray | Sequence[tuple[int, int]], sequence_ids: Sequence[int | None]) -> np.ndarray:
-    """Offsets ``[n, 2]`` (int64) with ``(-1, -1)`` for every token not in the context (sequence id 1)."""
-    out = np.array(offsets, dtype=np.int64).reshape(-1, 2)
+    """Offsets ``[n, 2]`` (int32) with ``(-1, -1)`` for every token not in the context (sequence id 1)."""
+    out = np.array(offsets, dtype=np.int32).reshape(-1, 2)
     # As floats, None becomes NaN, so the conversion runs in C rather than a Python loop per token.
     is_context = np.array(sequence_ids, dtype=np.float64) == 1
     out[~is_context] = -1
@@ -319,7 +326,7 @@ def build_windows(examples: Sequence[QAExample], tokenizer: Any, settings: Featu
         if type_ids is None and chunk_types is not None:
             type_ids = []
         for w, sample in enumerate(mapping):
-            ids = np.asarray(enc["input_ids"][w], dtype=np.int64)
+            ids = np.asarray(enc["input_ids"][w], dtype=np.int32)
             if cls_index is None:
                 cls_index = _find_cls_index(tokenizer, ids)
                 check_cls = cls_id is not None and len(ids) > cls_index and ids[cls_index] == cls_id
@@ -334,7 +341,7 @@ def build_windows(examples: Sequence[QAExample], tokenizer: Any, settings: Featu
             s, e = label_window(off, example.answers, cls_index)
             input_ids.append(ids)
             if type_ids is not None and chunk_types is not None:
-                type_ids.append(np.asarray(chunk_types[w], dtype=np.int64))
+                type_ids.append(np.asarray(chunk_types[w], dtype=np.int32))
             offsets.append(off)
             example_index.append(begin + sample)
             starts.append(s)

@@ -1,4 +1,4 @@
-"""CPU fast paths: explicit bf16 attention and fast dropout (training), oneDNN-fused linears (inference).
+"""CPU fast paths: training attention, fast dropout and the recomputed GELU (training), oneDNN-fused linears (inference).
 
 Each keeps what the model computes and only changes how; ``invoke bench`` measures them.
 
@@ -10,13 +10,18 @@ at 300 tokens sdpa took 54-62 ms in fp32, 69-92 ms in bf16 and ``ATTENTION_BF16`
 12, 26 and 6 ms. At 384 tokens the explicit form is the slower one (102-141 against 81-117 ms), so rows
 longer than ``EXPLICIT_MAX_TOKENS`` (320) take ``ATTENTION_FP32``'s path.
 
-- ``ATTENTION_BF16`` (``"bf16"``, the default): ``ExplicitAttention``, softmax attention written out as
+- ``ATTENTION_BF16`` (``"bf16"``): ``ExplicitAttention``, softmax attention written out as
   three bf16 matmuls and a softmax, with a backward that reuses the saved probabilities (torch's
   ``_softmax_backward_data``). It computes what transformers' ``eager`` attention computes under bf16
   autocast (scores and probabilities rounded to bf16, the softmax taken in fp32). Memory: it stores the
   bf16 probabilities, B x H x L^2 per layer (26 MB per layer for 12 windows of 300 tokens on MiniLM's 12
   heads), where flash attention keeps only its output and one log-sum-exp per row.
-- ``ATTENTION_FP32`` (``"fp32"``): upcasts to fp32 and runs sdpa's fp32 flash attention.
+- ``ATTENTION_FP32`` (``"fp32"``, the default): ``Fp32FlashAttention``, torch's CPU flash attention on fp32
+  copies, keeping only the bf16 inputs and output (and one fp32 log-sum-exp per row) for backward: autograd
+  through ``.float()`` and sdpa would keep the four fp32 copies, 81 MiB more for a MiniLM batch of 12 x 384
+  tokens. ``ATTENTION_BF16`` hands rows longer than ``EXPLICIT_MAX_TOKENS`` to it too. In the bench's 40
+  steps (same batches) ``"bf16"`` trained about 6% faster but peaked about 200 MiB higher (1,726-1,806 against
+  1,541-1,592 MiB): its stored probabilities, and the heap fragmentation their sizes cause.
 
 Both take their path only while training on a CPU (gradients on, low-precision queries; the bf16 one also
 needs attention dropout 0, a padding mask or none, no causal mask, no position bias, no grouped heads,
@@ -57,6 +62,10 @@ one ``FastPathWarning`` naming its setting, and returns a ``FastPathCheck`` sayi
   copy is the unfused bf16 model.
 
 ``FastDropout`` needs no probe: it uses only public torch operations, and its tests pin its statistics.
+
+Training memory (``train.gelu_recompute``). ``use_gelu_recompute`` moves each BERT-style feed-forward GELU
+into the linear layer after it (``GeluInputLinear``), which keeps only the GELU's input for backward and
+recomputes the GELU there: one ``[tokens, intermediate]`` bf16 activation less per layer. Only public ops.
 
 The verdict is kept per process, keyed on model class, config class, parameter dtype and device (and
 the attention kind, or the activation for the fusion): it depends on the installed libraries and the
@@ -102,7 +111,10 @@ __all__ = [
     "FastDropout",
     "FastPathCheck",
     "FastPathWarning",
+    "Fp32FlashAttention",
     "Fusion",
+    "GeluInputLinear",
+    "GeluLinearFunction",
     "OneDNNLinear",
     "additive_mask",
     "fuse_linears_for_cpu_inference",
@@ -111,6 +123,7 @@ __all__ = [
     "use_cpu_attention",
     "use_fast_dropout",
     "use_fp32_attention",
+    "use_gelu_recompute",
 ]
 
 ATTENTION_BF16 = "evspan_explicit_bf16"
@@ -180,6 +193,51 @@ class ExplicitAttention(torch.autograd.Function):
                     grad_query = torch.matmul(grad_scores, key)
                 if need_key:
                     grad_key = torch.matmul(grad_scores.transpose(-1, -2), query)
+        return grad_query, grad_key, grad_value, None, None
+
+
+class Fp32FlashAttention(torch.autograd.Function):
+    """torch's CPU flash attention on fp32 copies of low-precision inputs, keeping only low-precision tensors for backward.
+
+    Same arguments as ``ExplicitAttention`` (``bias``: None or an fp32 additive mask; see ``additive_mask``),
+    computed as ``scaled_dot_product_attention`` on ``query.float()``, ``key.float()``, ``value.float()``
+    and returned in the inputs' dtype. Autograd through ``.float()`` and sdpa would keep the fp32 copies of
+    the query, key, value and output for the backward pass (4 x B x H x L x head_dim x 4 bytes per layer);
+    this keeps the inputs and the returned output in their own dtype plus one fp32 log-sum-exp per row, and
+    makes the fp32 copies again in backward: half the memory at the same speed. The backward's row term
+    ``sum(grad * output)`` then reads the output rounded to the inputs' dtype, as sdpa in bf16 does.
+    """
+
+    @staticmethod
+    def forward(
+        ctx: Any, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, bias: torch.Tensor | None, scale: float
+    ) -> torch.Tensor:
+        with torch.autocast(query.device.type, enabled=False):
+            output, logsumexp = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+                query.float(), key.float(), value.float(), 0.0, False, attn_mask=bias, scale=scale
+            )
+            output = output.to(query.dtype)
+        ctx.save_for_backward(query, key, value, output, logsumexp, bias)
+        ctx.scale = scale
+        return output
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        query, key, value, output, logsumexp, bias = ctx.saved_tensors
+        with torch.autocast(grad.device.type, enabled=False):
+            grads = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward(
+                grad.float(),
+                query.float(),
+                key.float(),
+                value.float(),
+                output.float(),
+                logsumexp,
+                0.0,
+                False,
+                attn_mask=bias,
+                scale=ctx.scale,
+            )
+        grad_query, grad_key, grad_value = (g.to(t.dtype) for g, t in zip(grads, (query, key, value)))
         return grad_query, grad_key, grad_value, None, None
 
 
@@ -258,8 +316,7 @@ def _bf16_attention_on_cpu(
     if key.shape[-2] > EXPLICIT_MAX_TOKENS:
         # Long rows: the [tokens, tokens] probabilities outgrow the caches (slower than fp32 flash attention at
         # 384 tokens) and would be kept for the backward pass (a batch's longest rows set its peak memory).
-        options = {"dropout": dropout, "scaling": scaling, "is_causal": is_causal, "position_bias": position_bias}
-        return _sdpa_fp32_on_cpu(module, query, key, value, attention_mask, **options, **kwargs)
+        return _fp32_flash(query, key, value, attention_mask, scaling)
     scale = query.size(-1) ** -0.5 if scaling is None else scaling
     output = ExplicitAttention.apply(query, key, value, additive_mask(attention_mask, query.dtype), scale)
     # transformers' convention (as sdpa_attention_forward): [batch, tokens, heads, head_dim], no weights.
@@ -267,19 +324,44 @@ def _bf16_attention_on_cpu(
 
 
 def _sdpa_fp32_on_cpu(
-    module: nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, attention_mask: torch.Tensor | None, *args, **kwargs
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    dropout: float = 0.0,
+    scaling: float | None = None,
+    is_causal: bool | None = None,
+    position_bias: torch.Tensor | None = None,
+    **kwargs: Any,
 ) -> tuple[torch.Tensor, Any]:
-    """``ATTENTION_FP32``: sdpa on fp32 copies when training in bf16/fp16 on a CPU, else transformers' sdpa, unchanged."""
+    """``ATTENTION_FP32``: sdpa on fp32 copies when training in bf16/fp16 on a CPU, else transformers' sdpa, unchanged.
+
+    In bf16, under ``ExplicitAttention``'s conditions, through ``Fp32FlashAttention`` (the fp32 copies are not
+    kept for the backward pass); otherwise through transformers' sdpa on the copies.
+    """
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
+    options = {"dropout": dropout, "scaling": scaling, "is_causal": is_causal, "position_bias": position_bias}
     low = query.dtype in (torch.bfloat16, torch.float16)
     if not (low and query.device.type == "cpu" and torch.is_grad_enabled()):
-        return sdpa_attention_forward(module, query, key, value, attention_mask, *args, **kwargs)
+        return sdpa_attention_forward(module, query, key, value, attention_mask, **options, **kwargs)
+    if _explicit_applies(module, query, key, value, attention_mask, dropout, is_causal, position_bias, kwargs):
+        return _fp32_flash(query, key, value, attention_mask, scaling)
     if attention_mask is not None and attention_mask.is_floating_point():
         attention_mask = attention_mask.float()
     with torch.autocast("cpu", enabled=False):
-        output, weights = sdpa_attention_forward(module, query.float(), key.float(), value.float(), attention_mask, *args, **kwargs)
+        output, weights = sdpa_attention_forward(module, query.float(), key.float(), value.float(), attention_mask, **options, **kwargs)
     return output.to(query.dtype), weights
+
+
+def _fp32_flash(
+    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, attention_mask: torch.Tensor | None, scaling: float | None
+) -> tuple[torch.Tensor, None]:
+    """``Fp32FlashAttention`` in transformers' calling convention: ``[batch, tokens, heads, head_dim]``, no weights."""
+    scale = query.size(-1) ** -0.5 if scaling is None else scaling
+    output = Fp32FlashAttention.apply(query, key, value, additive_mask(attention_mask, torch.float32), scale)
+    return output.transpose(1, 2).contiguous(), None
 
 
 _ATTENTION_NAMES = {"bf16": ATTENTION_BF16, "fp32": ATTENTION_FP32}
@@ -335,7 +417,7 @@ def use_cpu_attention(model: nn.Module, kind: str) -> FastPathCheck:
                 raise RuntimeError(f"{type(encoder).__name__}.set_attn_implementation left it on {encoder.config._attn_implementation!r}")
         if known is not None:
             return known
-        check = _check_explicit_attention() if kind == "bf16" else None
+        check = _check_attention_functions(kind)
         if check is None:
             check = _compare_attention(encoders, references)
     except Exception as exc:  # any failure of the fast path means: train on plain sdpa
@@ -399,11 +481,12 @@ def _compare_attention(encoders: list[nn.Module], references: list[dict[str, tor
     return FastPathCheck(SETTING_ATTENTION, True, "", error, ATTENTION_TOLERANCE)
 
 
-def _check_explicit_attention() -> FastPathCheck | None:
-    """``ExplicitAttention`` forward and backward against sdpa in fp32 on a small padded bf16 problem; None when they agree.
+def _check_attention_functions(kind: str) -> FastPathCheck | None:
+    """The autograd functions ``kind`` trains with, forward and backward, against sdpa in fp32; None when they agree.
 
-    The inputs come from a private generator (the global random state is untouched); the last 5 of 12 keys
-    of the second row are masked. Each of the output and the three gradients is compared in units of sdpa's
+    ``Fp32FlashAttention`` (both kinds) and ``ExplicitAttention`` (``"bf16"``) run on a small padded bf16
+    problem from a private generator (the global random state is untouched); the last 5 of 12 keys of the
+    second row are masked. Each of the output and the three gradients is compared in units of sdpa's
     largest magnitude for it.
     """
     generator = torch.Generator().manual_seed(0)
@@ -412,19 +495,23 @@ def _check_explicit_attention() -> FastPathCheck | None:
     query, key, value, grad = inputs
     mask = torch.ones(2, 1, 1, shape[2], dtype=torch.bool)
     mask[1, ..., -5:] = False
+    functions = [("Fp32FlashAttention", Fp32FlashAttention, torch.float32)]
+    if kind == "bf16":
+        functions.insert(0, ("ExplicitAttention", ExplicitAttention, torch.bfloat16))
     with torch.enable_grad(), torch.autocast("cpu", enabled=False):
-        ours = [t.detach().requires_grad_() for t in (query, key, value)]
-        output = ExplicitAttention.apply(*ours, additive_mask(mask, torch.bfloat16), 0.5)
-        output.backward(grad)
         exact = [t.detach().float().requires_grad_() for t in (query, key, value)]
         reference = F.scaled_dot_product_attention(*exact, attn_mask=mask, scale=0.5)
         reference.backward(grad.float())
-    pairs = [(output.detach(), reference.detach())] + [(a.grad, b.grad) for a, b in zip(ours, exact)]
-    error = max(max_difference(a.float(), b) / max(float(b.abs().max()), 1e-6) for a, b in pairs)
-    if error <= EXPLICIT_TOLERANCE:
-        return None
-    reason = f"its output or gradients differ from sdpa's by {error:.2f} of their largest value (tolerance {EXPLICIT_TOLERANCE})"
-    return failed(SETTING_ATTENTION, reason, error, EXPLICIT_TOLERANCE)
+        for name, function, bias_dtype in functions:
+            ours = [t.detach().requires_grad_() for t in (query, key, value)]
+            output = function.apply(*ours, additive_mask(mask, bias_dtype), 0.5)
+            output.backward(grad)
+            pairs = [(output.detach(), reference.detach())] + [(a.grad, b.grad) for a, b in zip(ours, exact)]
+            error = max(max_difference(a.float(), b) / max(float(b.abs().max()), 1e-6) for a, b in pairs)
+            if not error <= EXPLICIT_TOLERANCE:
+                reason = f"{name}'s output or gradients differ from sdpa's by {error:.2f} of their largest value (tolerance {EXPLICIT_TOLERANCE})"
+                return failed(SETTING_ATTENTION, reason, error, EXPLICIT_TOLERANCE)
+    return None
 
 
 # --- training: hidden-state dropout -------------------------------------------------------------------------
@@ -513,6 +600,87 @@ def use_fast_dropout(model: nn.Module) -> int:
                     fast.train(child.training)
                 setattr(parent, name, fast)
     return len(swapped)
+
+
+# --- training: the feed-forward GELU recomputed in backward -------------------------------------------------
+
+
+class GeluLinearFunction(torch.autograd.Function):
+    """``linear(gelu(x), weight, bias)`` (exact GELU) that keeps only ``x`` for backward and recomputes ``gelu(x)`` there.
+
+    Autograd through ``gelu`` and ``linear`` keeps both the GELU's input (for its own backward) and its
+    output (the linear's input, for the weight gradient): two ``[tokens, intermediate]`` tensors per
+    layer. This keeps one. Under autocast it computes as autocast's ``linear`` would: GELU in ``x``'s
+    dtype, the matmul in the autocast dtype, gradients of ``weight`` and ``bias`` in their own dtype.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        device = x.device.type
+        dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else x.dtype
+        with torch.autocast(device, enabled=False):
+            w = weight.to(dtype)
+            output = F.linear(F.gelu(x).to(dtype), w, None if bias is None else bias.to(dtype))
+        ctx.save_for_backward(x, w)
+        ctx.dtypes = (weight.dtype, None if bias is None else bias.dtype)
+        return output
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        x, w = ctx.saved_tensors
+        weight_dtype, bias_dtype = ctx.dtypes
+        with torch.autocast(grad.device.type, enabled=False):
+            grad = grad.to(w.dtype)
+            flat = grad.reshape(-1, grad.shape[-1])
+            grad_x = grad_weight = grad_bias = None
+            if ctx.needs_input_grad[1]:
+                hidden = F.gelu(x).to(w.dtype)
+                grad_weight = (flat.t() @ hidden.reshape(-1, hidden.shape[-1])).to(weight_dtype)
+                del hidden
+            if bias_dtype is not None and ctx.needs_input_grad[2]:
+                grad_bias = flat.sum(0).to(bias_dtype)
+            if ctx.needs_input_grad[0]:
+                grad_x = torch.ops.aten.gelu_backward((grad @ w).to(x.dtype), x)
+        return grad_x, grad_weight, grad_bias
+
+
+class GeluInputLinear(nn.Linear):
+    """``nn.Linear`` on ``gelu(input)``: a BERT feed-forward output layer that takes the pre-activation.
+
+    With gradients on it runs ``GeluLinearFunction`` (the GELU output is not kept for backward); otherwise
+    ``gelu`` then ``nn.Linear``. Same parameters and state dict keys as the ``nn.Linear`` it replaces.
+    """
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        if torch.is_grad_enabled() and (input.requires_grad or self.weight.requires_grad):
+            return GeluLinearFunction.apply(input, self.weight, self.bias)
+        return super().forward(F.gelu(input))
+
+
+def use_gelu_recompute(model: nn.Module) -> int:
+    """Move each BERT-style feed-forward block's exact GELU into its output linear (``GeluInputLinear``), in place; returns how many.
+
+    A block is a module with ``intermediate`` (``dense`` + exact-GELU ``intermediate_act_fn``) and ``output``
+    (``dense``, an ``nn.Linear``), as BERT, RoBERTa and ELECTRA layers have; anything else is left alone.
+    The GELU then runs inside the output layer, which keeps only its input for backward: one
+    ``[tokens, intermediate]`` bf16 tensor less per layer (13.5 MiB per MiniLM layer for 12 windows of 384
+    tokens) for one more GELU per layer in backward. What the model computes, its parameters and its state
+    dict are unchanged.
+    """
+    count = 0
+    for module in list(model.modules()):
+        intermediate, output = getattr(module, "intermediate", None), getattr(module, "output", None)
+        act = getattr(intermediate, "intermediate_act_fn", None)
+        dense = getattr(output, "dense", None)
+        if act is None or not _is_exact_gelu(act) or type(dense) is not nn.Linear:
+            continue
+        fused = GeluInputLinear(dense.in_features, dense.out_features, bias=dense.bias is not None, device="meta")
+        fused.weight, fused.bias = dense.weight, dense.bias
+        fused.train(dense.training)
+        output.dense = fused
+        intermediate.intermediate_act_fn = nn.Identity()
+        count += 1
+    return count
 
 
 # --- inference: linear layers as oneDNN matmuls with their bias and GELU fused in -------------------------

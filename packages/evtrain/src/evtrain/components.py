@@ -84,12 +84,13 @@ def linear_warmup_decay(optimizer: torch.optim.Optimizer, warmup_steps: int, tot
 class CollateWindows:
     """Pads the windows of one batch of indices (a class, not a closure, so worker processes can unpickle it)."""
 
-    def __init__(self, windows: Windows, pad_token_id: int) -> None:
+    def __init__(self, windows: Windows, pad_token_id: int, pad_to_multiple_of: int = 1) -> None:
         self.windows = windows
         self.pad_token_id = pad_token_id
+        self.pad_to_multiple_of = pad_to_multiple_of
 
     def __call__(self, indices: Sequence[int]) -> dict[str, torch.Tensor]:
-        return collate(self.windows, indices, self.pad_token_id)
+        return collate(self.windows, indices, self.pad_token_id, pad_to_multiple_of=self.pad_to_multiple_of)
 
 
 def window_loader(
@@ -101,7 +102,8 @@ def window_loader(
     *,
     multiprocessing_context: str | None = None,
 ) -> DataLoader:
-    """A DataLoader over precomputed batches of window indices; each batch padded to its own longest member.
+    """A DataLoader over precomputed batches of window indices; each batch padded to its own longest member,
+    rounded up to a multiple of ``train.pad_to_multiple_of``.
 
     With ``train.num_workers > 0`` worker processes collate; ``multiprocessing_context`` (e.g. ``"spawn"``,
     the default on macOS and Windows) picks how they start.
@@ -111,7 +113,7 @@ def window_loader(
         list(batches),
         batch_size=None,
         shuffle=False,
-        collate_fn=CollateWindows(windows, pad_token_id),
+        collate_fn=CollateWindows(windows, pad_token_id, settings.pad_to_multiple_of),
         multiprocessing_context=multiprocessing_context if workers > 0 else None,
         num_workers=workers,
         pin_memory=settings.pin_memory and device.type == "cuda",

@@ -26,7 +26,7 @@ from evfeatures.batching import length_grouped_batches, sample_examples, subsamp
 from evfeatures.windows import Windows, build_windows, check_window_settings
 from evmodel.checkpoint import load_checkpoint, save_checkpoint
 from evmodel.device import resolve_device
-from evmodel.kernels import use_cpu_attention, use_fast_dropout
+from evmodel.kernels import use_cpu_attention, use_fast_dropout, use_gelu_recompute
 from evmodel.loading import load_tokenizer, pad_token_id, resolve_model
 from evmodel.qa import EvidenceQA
 from evtrain.baselines import baseline_decisions
@@ -163,6 +163,8 @@ def train(
                     break
                 tick = time.perf_counter()
 
+        # The optimizer's state (twice the model's size for AdamW) is not needed to evaluate the best checkpoint.
+        del opt, loader
         metrics = finish(settings, dataset, m, data, progress, run, evaluate_test=evaluate_test, started=started)
         return RunResult(run, metrics)
     finally:
@@ -189,6 +191,11 @@ def setup_model(settings: RunSettings) -> ModelSetup:
         log.info("train.cpu_attention = %r: %s", t.cpu_attention, "active" if attention.active else f"off ({attention.reason})")
     if device.type == "cpu" and t.fast_dropout:
         log.info("train.fast_dropout: %d dropout layer(s) swapped for FastDropout", use_fast_dropout(model))
+    if t.freeze_word_embeddings:
+        embeddings = model.encoder.get_input_embeddings().weight.requires_grad_(False)
+        log.info("train.freeze_word_embeddings: %d parameters frozen", embeddings.numel())
+    if t.gelu_recompute:
+        log.info("train.gelu_recompute: %d feed-forward GELU(s) moved into GeluInputLinear", use_gelu_recompute(model))
     if settings.model.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     forward = torch.compile(model, dynamic=True) if t.compile else model

@@ -22,7 +22,7 @@ import numpy as np
 from evdata.align import AlignmentResult
 from evdata.dataset import Dataset
 from evdata.records import Corpus, QAExample, Split
-from evfeatures.batching import length_grouped_batches
+from evfeatures.batching import length_grouped_batches, padded_width
 from evfeatures.windows import Windows, build_windows
 from evtrain.bench.hardware import batch_flops
 from evtrain.settings import RunSettings
@@ -131,6 +131,9 @@ def run_ours(
     epochs = math.ceil(steps / _batches_per_epoch(train_windows, sized, train_examples))
     run_settings = bench_settings(settings, steps=steps, batch_size=batch_size, epochs=epochs)
     lengths = [train_windows.lengths[b] for b in plan]
+    # The width each batch is padded to (train.pad_to_multiple_of rounds it up).
+    longest = int(train_windows.lengths.max())
+    widths = [padded_width(int(x.max()), settings.train.pad_to_multiple_of, longest) for x in lengths]
     # The profile needs only the windows of its batches; the loop builds its own, and the bench's full
     # copy must not count in evspan's peak memory.
     profiled = _profile_batches(train_windows, plan[: profile_steps + 1]) if profile_steps else None
@@ -167,9 +170,9 @@ def run_ours(
             "loss": last.train_loss,
             "windows": int(sum(len(b) for b in plan)),
             "real_tokens": loop_tokens,
-            "padded_tokens": int(sum(len(x) * int(x.max()) for x in lengths)),
+            "padded_tokens": int(sum(len(x) * w for x, w in zip(lengths, widths, strict=True))),
             "useful_flops": float(sum(batch_flops(config, x) for x in lengths)),
-            "executed_flops": float(sum(batch_flops(config, x, int(x.max())) for x in lengths)),
+            "executed_flops": float(sum(batch_flops(config, x, w) for x, w in zip(lengths, widths, strict=True))),
             # The plan is re-derived here; it must agree with the tokens the loop itself counted.
             "plan_matches_loop": real_tokens == loop_tokens,
         },
@@ -269,6 +272,8 @@ def _levers(settings: RunSettings) -> dict[str, Any]:
         "train.attention_dropout": t.attention_dropout,
         "train.cpu_attention": t.cpu_attention,
         "train.fast_dropout": t.fast_dropout,
+        "train.gelu_recompute": t.gelu_recompute,
+        "train.pad_to_multiple_of": t.pad_to_multiple_of,
         "train.eval_cast_weights": t.eval_cast_weights,
         "train.eval_onednn_linears": t.eval_onednn_linears,
         "train.num_threads": t.num_threads,

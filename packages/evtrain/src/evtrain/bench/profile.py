@@ -69,6 +69,9 @@ def classify(name: str, ancestors: list[str]) -> str:
         # Our own attention's backward runs as a custom Function's node: its matmuls are attention's.
         if name in _ATTENTION_OPS or "attention" in node.lower():
             return "attention_backward"
+        # A custom Function around a linear layer (evspan's GeluLinearFunction): its matmuls are the layer's.
+        if name in _LINEAR_OPS:
+            return "linear_backward"
         return "elementwise"
     if name == FORWARD_RANGE:
         return "overhead"
