@@ -273,6 +273,7 @@ def _levers(settings: RunSettings) -> dict[str, Any]:
         "train.cpu_attention": t.cpu_attention,
         "train.fast_dropout": t.fast_dropout,
         "train.gelu_recompute": t.gelu_recompute,
+        "train.freeze_word_embeddings": t.freeze_word_embeddings,
         "train.pad_to_multiple_of": t.pad_to_multiple_of,
         "train.eval_cast_weights": t.eval_cast_weights,
         "train.eval_onednn_linears": t.eval_onednn_linears,
