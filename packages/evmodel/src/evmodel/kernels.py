@@ -256,7 +256,7 @@ def additive_mask(mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor
     return torch.clamp(mask.to(dtype), min=lowest)
 
 
-def _explicit_applies(
+def _custom_attention_applies(
     module: nn.Module,
     query: torch.Tensor,
     key: torch.Tensor,
@@ -267,7 +267,7 @@ def _explicit_applies(
     position_bias: torch.Tensor | None,
     kwargs: dict[str, Any],
 ) -> bool:
-    """The training condition of ``ATTENTION_BF16``, and nothing in the call that sdpa would do and it does not."""
+    """The training condition of ``ExplicitAttention`` and ``Fp32FlashAttention``: nothing in the call that sdpa would do and they do not."""
     if not (query.device.type == "cpu" and query.dtype == key.dtype == value.dtype == torch.bfloat16):
         return False
     if not (torch.is_grad_enabled() and (query.requires_grad or key.requires_grad or value.requires_grad)):
@@ -310,7 +310,7 @@ def _bf16_attention_on_cpu(
     """``ATTENTION_BF16``: ``ExplicitAttention`` when training in bf16 on a CPU, else transformers' sdpa, unchanged."""
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-    if not _explicit_applies(module, query, key, value, attention_mask, dropout, is_causal, position_bias, kwargs):
+    if not _custom_attention_applies(module, query, key, value, attention_mask, dropout, is_causal, position_bias, kwargs):
         options = {"dropout": dropout, "scaling": scaling, "is_causal": is_causal, "position_bias": position_bias}
         return sdpa_attention_forward(module, query, key, value, attention_mask, **options, **kwargs)
     if key.shape[-2] > EXPLICIT_MAX_TOKENS:
@@ -346,7 +346,7 @@ def _sdpa_fp32_on_cpu(
     low = query.dtype in (torch.bfloat16, torch.float16)
     if not (low and query.device.type == "cpu" and torch.is_grad_enabled()):
         return sdpa_attention_forward(module, query, key, value, attention_mask, **options, **kwargs)
-    if _explicit_applies(module, query, key, value, attention_mask, dropout, is_causal, position_bias, kwargs):
+    if _custom_attention_applies(module, query, key, value, attention_mask, dropout, is_causal, position_bias, kwargs):
         return _fp32_flash(query, key, value, attention_mask, scaling)
     if attention_mask is not None and attention_mask.is_floating_point():
         attention_mask = attention_mask.float()
