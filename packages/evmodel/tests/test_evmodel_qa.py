@@ -60,7 +60,11 @@ def test_loss_is_mean_of_start_and_end_cross_entropies(tiny_bert: Path) -> None:
     batch = _batch(tiny_bert)
     starts, ends = torch.tensor([3, 0]), torch.tensor([5, 0])
     out = model(**batch, start_positions=starts, end_positions=ends)
-    expected = (F.cross_entropy(out.start_logits, starts) + F.cross_entropy(out.end_logits, ends)) / 2
+    assert (batch["attention_mask"] == 0).any(), "the batch must have padding for this test to mean anything"
+    real = batch["attention_mask"].bool()
+    start_ce = [F.cross_entropy(out.start_logits[i][real[i]][None], starts[i : i + 1]) for i in range(2)]
+    end_ce = [F.cross_entropy(out.end_logits[i][real[i]][None], ends[i : i + 1]) for i in range(2)]
+    expected = (torch.stack(start_ce).mean() + torch.stack(end_ce).mean()) / 2
     assert out.loss is not None
     torch.testing.assert_close(out.loss, expected)
     assert out.start_logits.shape == batch["input_ids"].shape
@@ -74,6 +78,40 @@ def test_label_past_the_sequence_is_ignored(tiny_bert: Path) -> None:
     out = model(**batch, start_positions=torch.tensor([3, length + 10]), end_positions=torch.tensor([5, length + 10]))
     only_first = (F.cross_entropy(out.start_logits[:1], torch.tensor([3])) + F.cross_entropy(out.end_logits[:1], torch.tensor([5]))) / 2
     torch.testing.assert_close(out.loss, only_first)
+
+
+def _pad_right(batch: dict[str, torch.Tensor], extra: int, pad_id: int) -> dict[str, torch.Tensor]:
+    fills = {"input_ids": pad_id, "attention_mask": 0, "token_type_ids": 0}
+    return {k: F.pad(v, (0, extra), value=fills[k]) for k, v in batch.items()}
+
+
+@pytest.mark.parametrize("extra", [1, 13, 64])
+def test_extra_padding_changes_neither_loss_nor_gradients(tiny_bert: Path, extra: int) -> None:
+    """Rounding batch widths up (train.pad_to_multiple_of) must not change what is learned."""
+    batch = _batch(tiny_bert)
+    labels = {"start_positions": torch.tensor([3, 0]), "end_positions": torch.tensor([5, 0])}
+    pad_id = load_tokenizer(tiny_bert).pad_token_id
+    results = []
+    for inputs in (batch, _pad_right(batch, extra, pad_id)):
+        model = EvidenceQA.from_encoder(tiny_bert, ModelSettings(dropout=0.0), seed=0).eval()
+        loss = model(**inputs, **labels).loss
+        loss.backward()
+        results.append((loss.detach(), [p.grad.clone() for p in model.parameters()]))
+    (loss, grads), (padded_loss, padded_grads) = results
+    torch.testing.assert_close(padded_loss, loss)
+    for grad, padded_grad in zip(grads, padded_grads, strict=True):
+        torch.testing.assert_close(padded_grad, grad, atol=1e-6, rtol=1e-4)
+
+
+def test_label_on_a_padded_position_is_an_error(tiny_bert: Path) -> None:
+    model = EvidenceQA.from_encoder(tiny_bert, ModelSettings(), seed=0).eval()
+    batch = _batch(tiny_bert)
+    row = int((batch["attention_mask"] == 0).any(dim=1).nonzero()[0, 0])
+    padded_at = int((batch["attention_mask"][row] == 0).nonzero()[0, 0])
+    starts, ends = torch.tensor([0, 0]), torch.tensor([0, 0])
+    ends[row] = padded_at
+    with pytest.raises(ValueError, match=rf"end_positions\[{row}\] = {padded_at} points at a padded position"):
+        model(**batch, start_positions=starts, end_positions=ends)
 
 
 def test_gradient_checkpointing_gives_the_same_gradients(tiny_bert: Path) -> None:

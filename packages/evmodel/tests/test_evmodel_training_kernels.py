@@ -18,6 +18,7 @@ from evmodel.kernels import (
     ExplicitAttention,
     FastDropout,
     Fp32FlashAttention,
+    _fp32_flash,
     additive_mask,
     register_attention,
     use_cpu_attention,
@@ -110,6 +111,19 @@ def test_fp32_flash_attention_matches_sdpa_on_fp32_copies_and_keeps_no_fp32_copi
     full = [t for t in saved if t.dim() == 4 and t.shape[-1] == shape[-1]]
     assert len(full) == 4 and all(t.dtype == torch.bfloat16 for t in full)  # query, key, value, output
     assert sum(t.numel() * t.element_size() for t in saved if t.dtype == torch.float32) <= 3 * 4 * 40 * 4 + 3 * 40 * 4
+
+
+def test_fp32_flash_output_in_transformers_layout_is_the_tensor_kept_for_backward() -> None:
+    """The [batch, tokens, heads, head_dim] output the next layer reads shares its storage with the one kept for backward."""
+    q, k, v = (torch.randn(2, 3, 20, 8).to(torch.bfloat16).requires_grad_() for _ in range(3))
+    saved: list[torch.Tensor] = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        output, weights = _fp32_flash(q, k, v, None, None)
+    assert weights is None and output.shape == (2, 20, 3, 8) and output.is_contiguous()
+    kept = [t for t in saved if t.shape == (2, 3, 20, 8) and t.untyped_storage().data_ptr() == output.untyped_storage().data_ptr()]
+    assert len(kept) == 1
+    reference = F.scaled_dot_product_attention(q.detach().float(), k.detach().float(), v.detach().float()).transpose(1, 2)
+    assert (output.detach().float() - reference).abs().max() <= 0.01 * float(reference.abs().max())
 
 
 def test_float_masks_are_clamped_to_finite_bias() -> None:
@@ -301,6 +315,20 @@ def test_fast_dropout_backward_applies_the_same_mask_and_scale() -> None:
         return FastDropout(p).train()(t)
 
     assert torch.autograd.gradcheck(seeded, (torch.randn(4, 9, dtype=torch.float64, requires_grad=True),))
+
+
+def test_fast_dropout_keeps_no_mask_and_backward_leaves_the_generator_alone() -> None:
+    """Backward draws the mask again from a copy of the generator state: nothing per element is kept, the stream is untouched."""
+    x = torch.randn(6, 50, 16, dtype=torch.bfloat16, requires_grad=True)
+    saved: list[torch.Tensor] = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        y = FastDropout(0.1).train()(x)
+    assert not [t for t in saved if t.numel() >= x.numel()], [tuple(t.shape) for t in saved]
+    grad = torch.randn(x.shape, dtype=torch.bfloat16)
+    before_backward = torch.get_rng_state()
+    y.backward(grad)
+    assert torch.equal(torch.get_rng_state(), before_backward)
+    assert torch.equal(x.grad, grad * (y != 0) * (1 / (1 - round(0.1 * 65536) / 65536)))
 
 
 def test_fast_dropout_is_the_identity_in_eval_mode_or_at_zero() -> None:

@@ -38,16 +38,42 @@ def qa_architecture(config: PretrainedConfig) -> str:
 
 
 def span_loss(
-    start_logits: torch.Tensor, end_logits: torch.Tensor, start_positions: torch.Tensor, end_positions: torch.Tensor
+    start_logits: torch.Tensor,
+    end_logits: torch.Tensor,
+    start_positions: torch.Tensor,
+    end_positions: torch.Tensor,
+    attention_mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Mean of the start and end cross-entropies; positions outside the sequence are ignored."""
+    """Mean of the start and end cross-entropies; positions outside the sequence are ignored.
+
+    With ``attention_mask``, padded positions (mask 0) are left out of both softmaxes, so the loss
+    and its gradients do not depend on how far a batch is padded: a window scores the same alone
+    or beside a longer one. A label on a padded position is an error in the batch, not a loss.
+    """
     length = start_logits.size(1)
     # Same convention as transformers' QA heads: a label past the end is ignored, not an index error.
     starts = start_positions.reshape(-1).clamp(0, length)
     ends = end_positions.reshape(-1).clamp(0, length)
-    start_loss = F.cross_entropy(start_logits.float(), starts, ignore_index=length)
-    end_loss = F.cross_entropy(end_logits.float(), ends, ignore_index=length)
+    start_logits, end_logits = start_logits.float(), end_logits.float()
+    if attention_mask is not None:
+        padded = attention_mask.reshape(start_logits.shape) == 0
+        _check_labels_not_padded(padded, starts, "start_positions")
+        _check_labels_not_padded(padded, ends, "end_positions")
+        start_logits = start_logits.masked_fill(padded, torch.finfo(start_logits.dtype).min)
+        end_logits = end_logits.masked_fill(padded, torch.finfo(end_logits.dtype).min)
+    start_loss = F.cross_entropy(start_logits, starts, ignore_index=length)
+    end_loss = F.cross_entropy(end_logits, ends, ignore_index=length)
     return (start_loss + end_loss) / 2
+
+
+def _check_labels_not_padded(padded: torch.Tensor, labels: torch.Tensor, name: str) -> None:
+    length = padded.size(1)
+    inside = labels < length
+    rows = torch.arange(labels.numel(), device=labels.device)[inside]
+    bad = padded[rows, labels[inside]]
+    if bool(bad.any()):
+        row = int(rows[bad.nonzero()[0, 0]])
+        raise ValueError(f"span_loss: {name}[{row}] = {int(labels[row])} points at a padded position (attention_mask 0)")
 
 
 class EvidenceQA(nn.Module):
@@ -137,5 +163,5 @@ class EvidenceQA(nn.Module):
         start_logits, end_logits = (t.squeeze(-1).contiguous() for t in logits.split(1, dim=-1))
         loss = None
         if start_positions is not None and end_positions is not None:
-            loss = span_loss(start_logits, end_logits, start_positions, end_positions)
+            loss = span_loss(start_logits, end_logits, start_positions, end_positions, attention_mask)
         return QAOutput(start_logits=start_logits, end_logits=end_logits, loss=loss)
