@@ -528,9 +528,9 @@ class FastDropout(nn.Dropout):
     """``nn.Dropout`` for CPU training: the mask comes from 16-bit lanes of 64-bit random integers, not ``bernoulli_``.
 
     In training mode on a CPU tensor with ``0 < p < 1``, an element is dropped with probability
-    ``round(p * 65536) / 65536`` (``p_eff``) and the kept ones are scaled by ``1 / (1 - p_eff)``; backward
-    applies the same mask (``grad * mask / (1 - p_eff)``), drawn again from the generator state saved at the
-    draw rather than kept (``F.dropout`` keeps its mask). The bits come from torch's default CPU generator (``Tensor.random_`` over the full int64 range, so all four lanes
+    ``round(p * 65536) / 65536`` (``p_eff``) and the kept ones are scaled by ``1 / (1 - p_eff)``; the bool
+    mask is saved for the backward (``grad * mask / (1 - p_eff)``), as ``F.dropout`` saves its own. The bits
+    come from torch's default CPU generator (``Tensor.random_`` over the full int64 range, so all four lanes
     are uniform: the plain ``random_()`` leaves the top bit 0), so ``torch.manual_seed`` reproduces the masks
     and a run resumed with its saved random state continues the same stream. It is a different stream from
     ``F.dropout``'s. The result is never computed in place (``inplace`` only matters on the fallbacks).
@@ -553,38 +553,32 @@ class FastDropout(nn.Dropout):
             return F.dropout(input, self.p, True, self.inplace)
         # A named range, so a step profile (``invoke bench``) counts the mask and its multiply as dropout.
         with torch.profiler.record_function("evspan::dropout"):
-            return _MaskedScale.apply(input, drop)
+            return _MaskedScale.apply(input, _keep_mask(input.shape, drop), _LANES / (_LANES - drop))
 
 
-def _keep_mask(shape: torch.Size, drop: int, generator: torch.Generator | None = None) -> torch.Tensor:
-    """A bool mask of ``shape``, each element False with probability ``drop / 65536``, from ``generator`` (default: torch's CPU generator)."""
+def _keep_mask(shape: torch.Size, drop: int) -> torch.Tensor:
+    """A bool mask of ``shape``, each element False with probability ``drop / 65536``, from the default CPU generator."""
     count = shape.numel()
     # from = int64 min and no upper bound: all 64 bits random (random_() alone draws [0, 2**63), top bit 0).
-    words = torch.empty((count + 3) // 4, dtype=torch.int64).random_(torch.iinfo(torch.int64).min, None, generator=generator)
+    words = torch.empty((count + 3) // 4, dtype=torch.int64).random_(torch.iinfo(torch.int64).min, None)
     lanes = words.view(torch.int16)[:count].view(shape)
     # A lane is uniform on [-32768, 32767]: it is below -32768 + drop with probability drop / 65536.
     return lanes >= drop - _LANES // 2
 
 
 class _MaskedScale(torch.autograd.Function):
-    """``x * keep * scale`` with a fresh keep mask (``drop / 65536`` of it False); the backward applies the same mask and scale.
-
-    The mask is not kept for backward: the CPU generator's state before the draw is (5 KB instead of a byte
-    per element, 14 masks of 12 x 384 x 384 bytes = 25 MiB for a MiniLM step), and backward draws the same
-    mask again from a copy of that state (about 1% of a step), leaving torch's generator where forward left it.
-    """
+    """``x * keep * scale`` for a bool mask ``keep``; the backward applies the same mask and scale to the gradient."""
 
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, drop: int) -> torch.Tensor:
-        ctx.generator_state = torch.default_generator.get_state()
-        ctx.shape, ctx.drop, ctx.scale = x.shape, drop, _LANES / (_LANES - drop)
-        return _masked_scale(x, _keep_mask(x.shape, drop), ctx.scale)
+    def forward(ctx: Any, x: torch.Tensor, keep: torch.Tensor, scale: float) -> torch.Tensor:
+        ctx.save_for_backward(keep)
+        ctx.scale = scale
+        return _masked_scale(x, keep, scale)
 
     @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
-        generator = torch.Generator()
-        generator.set_state(ctx.generator_state)
-        return _masked_scale(grad, _keep_mask(ctx.shape, ctx.drop, generator), ctx.scale), None
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        (keep,) = ctx.saved_tensors
+        return _masked_scale(grad, keep, ctx.scale), None, None
 
 
 def _masked_scale(x: torch.Tensor, keep: torch.Tensor, scale: float) -> torch.Tensor:
