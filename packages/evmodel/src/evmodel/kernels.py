@@ -53,9 +53,10 @@ one ``FastPathWarning`` naming its setting, and returns a ``FastPathCheck`` sayi
   ``sdpa``. Differences are measured in units of what attending to the padding would change (sdpa run on
   the padded batch with an all-ones mask), so the one tolerance (``ATTENTION_TOLERANCE``, a quarter of that
   shift) separates bf16 noise (about 0.01 of it, tiny test BERT and MiniLM alike) from a mask that is
-  ignored (1.0) for any model size. The bf16 attention's backward is its own code, so its check also runs
-  ``ExplicitAttention`` forward and backward on a small padded problem and compares the output and the
-  gradients with sdpa's in fp32 (``EXPLICIT_TOLERANCE`` of their largest magnitude).
+  ignored (1.0) for any model size. Both attentions' backward passes are evspan's own autograd functions,
+  so their check also runs ``Fp32FlashAttention`` (and, for ``"bf16"``, ``ExplicitAttention``) forward and
+  backward on a small padded problem and compares the output and the gradients with sdpa's in fp32
+  (``EXPLICIT_TOLERANCE`` of their largest magnitude).
 - oneDNN linears: the fused copy's outputs on the probe's real tokens must match the unfused bf16 copy's
   to ``ONEDNN_TOLERANCE`` of their largest magnitude (fusing only moves bf16 rounding: about 0.01 on
   MiniLM, the same as bf16 against fp32). On failure the swapped layers are put back, so the caller's
@@ -136,7 +137,7 @@ ATTENTION_TOLERANCE = 0.25
 """Largest allowed disagreement of an attention self-check, as a fraction of the change attending to the padding makes."""
 
 EXPLICIT_TOLERANCE = 0.1
-"""Largest allowed disagreement of ``ExplicitAttention``'s output and gradients with sdpa's, as a fraction of sdpa's largest value."""
+"""Largest allowed disagreement of ``ExplicitAttention``'s and ``Fp32FlashAttention``'s output and gradients with sdpa's, as a fraction of sdpa's largest value."""
 
 ONEDNN_TOLERANCE = 0.1
 """Largest allowed disagreement of fused and unfused outputs, as a fraction of the unfused outputs' largest magnitude."""
@@ -341,7 +342,7 @@ def _sdpa_fp32_on_cpu(
 ) -> tuple[torch.Tensor, Any]:
     """``ATTENTION_FP32``: sdpa on fp32 copies when training in bf16/fp16 on a CPU, else transformers' sdpa, unchanged.
 
-    In bf16, under ``ExplicitAttention``'s conditions, through ``Fp32FlashAttention`` (the fp32 copies are not
+    In bf16, under ``_custom_attention_applies``'s conditions, through ``Fp32FlashAttention`` (the fp32 copies are not
     kept for the backward pass); otherwise through transformers' sdpa on the copies.
     """
     from transformers.integrations.sdpa_attention import sdpa_attention_forward

@@ -121,8 +121,8 @@ class TrainSettings:
 
     glibc's allocator keeps the memory a step frees for the next one, but when every step's tensors have a
     new size it cannot reuse it, and a CPU process's resident memory creeps up step after step (oneDNN also
-    caches kernels per shape). Six widths instead of hundreds: over the bench's 40 steps (batches of 12) the
-    peak fell from 1,943 to 1,585 MiB (1,685 at 32), for 7.6% padded tokens instead of 1.3% (5.0% at 32).
+    caches kernels per shape). Six widths instead of hundreds: in a 40-step probe of the bench's path (batches
+    of 12) the peak fell from 1,943 to 1,585 MiB (1,685 at 32), for 7.6% padded tokens instead of 1.3% (5.0% at 32).
     The span loss leaves padded positions out of its softmax (``evmodel.qa.span_loss``), so the extra padding
     does not change what is learned: on real MiniLM batches the gradients at 64 and at 1 differ by 0.5% (bf16
     rounding; 0 where the width was already a multiple). Dropout draws its masks over the padded tensor, so
