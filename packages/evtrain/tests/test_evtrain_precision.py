@@ -47,6 +47,10 @@ def test_cast_eval_weights_only_for_bf16_plans(monkeypatch):
     assert resolve_precision("bf16", CPU, cpu_bf16=True, cast_eval_weights=True, onednn_linears=True).eval_onednn_linears
     assert not resolve_precision("bf16", CPU, cpu_bf16=True, onednn_linears=True).eval_onednn_linears
     assert not resolve_precision("bf16", torch.device("cuda"), cast_eval_weights=True, onednn_linears=True).eval_onednn_linears
+    # Window-by-window inference attention: the same conditions.
+    assert resolve_precision("bf16", CPU, cpu_bf16=True, cast_eval_weights=True, cpu_attention=True).eval_cpu_attention
+    assert not resolve_precision("bf16", CPU, cpu_bf16=True, cpu_attention=True).eval_cpu_attention
+    assert not resolve_precision("bf16", torch.device("cuda"), cast_eval_weights=True, cpu_attention=True).eval_cpu_attention
     monkeypatch.setattr(precision, "cuda_supports_bf16", lambda d: False)
     # fp16 weights can overflow where fp16 autocast does not: fp16 plans keep autocast.
     assert resolve_precision("auto", torch.device("cuda"), cast_eval_weights=True).eval_weights_dtype is None
@@ -115,3 +119,28 @@ def test_fused_evaluation_copy_matches_and_leaves_the_model_alone(tiny_model):
     fused, plan = inference_model(model, fused_plan)
     assert not plan.eval_onednn_linears and plan.eval_weights_dtype is None
     assert sum(isinstance(m, OneDNNLinear) for m in fused.modules()) == sum(type(m) is nn.Linear for m in model.modules())
+
+
+def test_window_attention_evaluation_copy_matches_and_leaves_the_model_alone(tiny_model):
+    """``train.eval_cpu_attention``: the evaluation copy attends window by window, its logits agree, the model is untouched."""
+    from evmodel.inference_attention import ATTENTION_INFERENCE
+    from evmodel.qa import EvidenceQA
+    from evmodel.settings import ModelSettings
+    from evtrain.evaluation import inference_model, window_logits
+
+    model = EvidenceQA.from_encoder(tiny_model, ModelSettings(), seed=0).train()
+    with torch.no_grad():
+        model.qa_outputs.weight.normal_(0, 1, generator=torch.Generator().manual_seed(1))
+    windows = _windows([30, 17, 30, 9, 22])
+    plain = resolve_precision("bf16", CPU, cpu_bf16=True, cast_eval_weights=True)
+    fast_plan = resolve_precision("bf16", CPU, cpu_bf16=True, cast_eval_weights=True, cpu_attention=True)
+    kwargs = {"batch_size": 3, "pad_token_id": 0, "device": CPU}
+    p_start, p_end = window_logits(model, windows, precision=plain, **kwargs)
+    f_start, f_end = window_logits(model, windows, precision=fast_plan, **kwargs)
+    scale = p_start[torch.isfinite(p_start)].abs().max()
+    assert scale > 1
+    assert torch.allclose(p_start, f_start, atol=0.05 * scale) and torch.allclose(p_end, f_end, atol=0.05 * scale)
+    assert torch.equal(torch.isfinite(p_start), torch.isfinite(f_start))
+    fast, plan = inference_model(model, fast_plan)
+    assert fast.encoder.config._attn_implementation == ATTENTION_INFERENCE and not plan.eval_cpu_attention
+    assert model.training and model.encoder.config._attn_implementation != ATTENTION_INFERENCE

@@ -15,6 +15,7 @@ class and dtype, and a failed fast path warns once however often it is set up ag
 from __future__ import annotations
 
 import contextlib
+import math
 import warnings
 from collections.abc import Hashable, Iterator
 from typing import Any
@@ -27,6 +28,8 @@ SETTING_ATTENTION = "train.cpu_attention"
 """The setting behind the CPU training attention, bf16 or fp32 (``kernels.use_cpu_attention``)."""
 SETTING_ONEDNN = "train.eval_onednn_linears"
 """The setting behind the oneDNN-fused evaluation linears (``kernels.fuse_linears_for_cpu_inference``)."""
+SETTING_INFERENCE_ATTENTION = "train.eval_cpu_attention"
+"""The setting behind the window-by-window bf16 evaluation attention (``inference_attention.use_inference_attention``)."""
 
 PROBE_LENGTHS = (6, 24)
 """Real tokens per probe row: a short row that is padded by 18 tokens in the batch, and a longer one."""
@@ -147,6 +150,17 @@ def max_difference(a: torch.Tensor, b: torch.Tensor) -> float:
     if not (torch.isfinite(a).all() and torch.isfinite(b).all()):
         return float("inf")
     return float((a - b).abs().max()) if a.numel() else 0.0
+
+
+def rounding_step(t: torch.Tensor, dtype: torch.dtype | None = None) -> float:
+    """The spacing of ``dtype`` (default ``t``'s) at ``t``'s largest magnitude: one rounding of its largest value.
+
+    0 for an empty, all-zero or non-finite ``t``.
+    """
+    largest = float(t.abs().max()) if t.numel() else 0.0
+    if not math.isfinite(largest) or largest == 0.0:
+        return 0.0
+    return torch.finfo(dtype or t.dtype).eps * 2.0 ** math.floor(math.log2(largest))
 
 
 @contextlib.contextmanager

@@ -116,6 +116,7 @@ def load_for_inference(model_dir: str | Path, settings: RunSettings) -> Inferenc
         device,
         cast_eval_weights=settings.train.eval_cast_weights,
         onednn_linears=settings.train.eval_onednn_linears,
+        cpu_attention=settings.train.eval_cpu_attention,
     )
     model, tokenizer, _ = load_checkpoint(model_dir, settings.model, device=str(device))
     return InferenceSetup(model, tokenizer, device, precision)

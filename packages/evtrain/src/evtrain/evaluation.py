@@ -39,8 +39,9 @@ def inference_model(model: torch.nn.Module, precision: PrecisionPlan) -> tuple[t
 
     With ``precision.eval_onednn_linears`` the copy's linear layers become oneDNN matmuls with bias and
     feed-forward GELU fused in (``evmodel.kernels.fuse_linears_for_cpu_inference``; a no-op off a bf16
-    CPU). The returned plan has no ``eval_weights_dtype``, so passing both on (as ``predict`` does for
-    many chunks) casts once.
+    CPU). With ``precision.eval_cpu_attention`` its attention runs window by window
+    (``evmodel.inference_attention.use_inference_attention``; also self-checked). The returned plan has no
+    ``eval_weights_dtype``, so passing both on (as ``predict`` does for many chunks) casts once.
     """
     if precision.eval_weights_dtype is None:
         return model, precision
@@ -49,7 +50,12 @@ def inference_model(model: torch.nn.Module, precision: PrecisionPlan) -> tuple[t
         from evmodel.kernels import fuse_linears_for_cpu_inference
 
         fuse_linears_for_cpu_inference(cast)
-    return cast, attrs.evolve(precision, autocast_dtype=None, eval_weights_dtype=None, eval_onednn_linears=False)
+    if precision.eval_cpu_attention:
+        from evmodel.inference_attention import use_inference_attention
+
+        use_inference_attention(cast)
+    done = {"autocast_dtype": None, "eval_weights_dtype": None, "eval_onednn_linears": False, "eval_cpu_attention": False}
+    return cast, attrs.evolve(precision, **done)
 
 
 @torch.inference_mode()

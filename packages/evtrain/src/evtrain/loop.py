@@ -179,7 +179,13 @@ def setup_model(settings: RunSettings) -> ModelSetup:
     t = settings.train
     threads = configure_threads(t.num_threads)
     device = resolve_device(t.device)
-    precision = resolve_precision(t.precision, device, cast_eval_weights=t.eval_cast_weights, onednn_linears=t.eval_onednn_linears)
+    precision = resolve_precision(
+        t.precision,
+        device,
+        cast_eval_weights=t.eval_cast_weights,
+        onednn_linears=t.eval_onednn_linears,
+        cpu_attention=t.eval_cpu_attention,
+    )
     seed_everything(t.seed)
     model_path = resolve_model(settings.model.name, settings.model)
     tokenizer = load_tokenizer(model_path)

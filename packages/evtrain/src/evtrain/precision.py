@@ -23,6 +23,8 @@ class PrecisionPlan:
     The fusion checks itself against the unfused copy once per process; when the check fails the copy stays
     unfused and one ``evmodel.kernels.FastPathWarning`` names ``train.eval_onednn_linears``.
     """
+    eval_cpu_attention: bool = False
+    """On a CPU, that bf16 copy's attention runs window by window (``evmodel.inference_attention``), self-checked the same way."""
 
     def autocast(self, device: torch.device):
         """A context manager for the forward pass (a no-op when precision is off)."""
@@ -48,17 +50,22 @@ def resolve_precision(
     cpu_bf16: bool | None = None,
     cast_eval_weights: bool = False,
     onednn_linears: bool = False,
+    cpu_attention: bool = False,
 ) -> PrecisionPlan:
     """Turn ``train.precision`` (auto|off|bf16|fp16) into a plan for ``device``.
 
     ``auto``: bf16 autocast on a CPU with native bf16, else fp32; on CUDA bf16 where supported, else
     fp16 with a gradient scaler. An explicit request the device cannot honour is an error. With
     ``cast_eval_weights`` (``train.eval_cast_weights``) a bf16 plan evaluates a bf16 copy of the model,
-    and with ``onednn_linears`` (``train.eval_onednn_linears``) on a CPU that copy's linears are fused.
+    and with ``onednn_linears`` (``train.eval_onednn_linears``) on a CPU that copy's linears are fused;
+    with ``cpu_attention`` (``train.eval_cpu_attention``) on a CPU its attention runs window by window.
     """
     plan = _resolve(setting, device, cpu_bf16)
     if cast_eval_weights and plan.autocast_dtype == torch.bfloat16:
-        return attrs.evolve(plan, eval_weights_dtype=torch.bfloat16, eval_onednn_linears=onednn_linears and device.type == "cpu")
+        cpu = device.type == "cpu"
+        return attrs.evolve(
+            plan, eval_weights_dtype=torch.bfloat16, eval_onednn_linears=onednn_linears and cpu, eval_cpu_attention=cpu_attention and cpu
+        )
     return plan
 
 

@@ -277,6 +277,7 @@ def _levers(settings: RunSettings) -> dict[str, Any]:
         "train.pad_to_multiple_of": t.pad_to_multiple_of,
         "train.eval_cast_weights": t.eval_cast_weights,
         "train.eval_onednn_linears": t.eval_onednn_linears,
+        "train.eval_cpu_attention": t.eval_cpu_attention,
         "train.num_threads": t.num_threads,
         "train.negative_window_ratio": t.negative_window_ratio,
         "model.attn_implementation": settings.model.attn_implementation,
