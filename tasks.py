@@ -20,6 +20,13 @@ def _settings(overrides, **flags):
     return RunSettings.load(SETTINGS, list(overrides or [])).with_changes(_given(**flags), from_text=True)
 
 
+def _overrides(items):
+    """--set items as ``{"section.key": value text}``."""
+    from evdata.config import parse_override
+
+    return {f"{section}.{key}": value for section, key, value in map(parse_override, items or [])}
+
+
 def _similarity(settings):
     """The semantic alignment step's scorer (evmodel), plugged into evdata; None when disabled."""
     if not settings.data.use_semantic:
@@ -103,13 +110,12 @@ def data(c, data_dir=None, report="artifacts/alignment_report.json", set=None):
 @_friendly
 def train(c, epochs=None, data_dir=None, model=None, output=None, max_steps=None, seed=None, resume=None, set=None):
     """Train, keep the best checkpoint by validation F1, evaluate it on test."""
-    from evdata.config import parse_override
     from evtrain.runs import resolve_run
     from evtrain.settings import RunSettings, resume_settings
 
     flags = {"train.epochs": epochs, "data.data_dir": data_dir, "model.name": model, "train.max_steps": max_steps, "train.seed": seed}
     if resume:
-        changes = {f"{section}.{key}": value for section, key, value in map(parse_override, set or [])}
+        changes = _overrides(set)
         settings = resume_settings(RunSettings.load(resolve_run(resume).settings), {**changes, **_given(**flags)}, from_text=True)
     else:
         settings = _settings(set, **flags)
@@ -126,17 +132,19 @@ def train(c, epochs=None, data_dir=None, model=None, output=None, max_steps=None
         "run": "run directory (default: the newest, artifacts/runs/latest)",
         "split": "train, val or test",
         "data_dir": "evaluate on another corpus folder (same split rules)",
-    }
+        "set": "change how the model runs, section.key=value (repeatable; train.eval_*, precision, device, num_threads)",
+    },
+    iterable=["set"],
 )
 @_friendly
-def evaluate(c, run=None, split="test", data_dir=None):
+def evaluate(c, run=None, split="test", data_dir=None, set=None):
     """Re-run evaluation of a saved run on a split; writes metrics_<split>.json and predictions/<split>.json."""
     from evdata.dataset import load_dataset
     from evtrain.api import load_run_settings, run_evaluation
     from evtrain.runs import resolve_run
 
     paths = resolve_run(run)
-    settings = load_run_settings(paths, data_dir)
+    settings = load_run_settings(paths, data_dir, _overrides(set), from_text=True)
     dataset = load_dataset(settings.data, _similarity(settings), cache_dir=CACHE)
     run_evaluation(paths, split, dataset, settings)
 
@@ -146,15 +154,17 @@ def evaluate(c, run=None, split="test", data_dir=None):
         "run": "run directory (default: the newest)",
         "input": "posts to analyse: CSV/JSONL with post_id,text, or a plain-text file (one post)",
         "output": "JSON file to write (default: <run>/predictions/<input stem>.predict.json)",
-    }
+        "set": "change how the model runs, section.key=value (repeatable; train.eval_*, precision, device, num_threads)",
+    },
+    iterable=["set"],
 )
 @_friendly
-def predict(c, input, run=None, output=None):
+def predict(c, input, run=None, output=None, set=None):
     """Evidence spans for new posts (one record per post, or per post and symptom in symptom mode)."""
     from evtrain.api import run_prediction
     from evtrain.runs import resolve_run
 
-    run_prediction(resolve_run(run), input, output)
+    run_prediction(resolve_run(run), input, output, changes=_overrides(set), from_text=True)
 
 
 @task(

@@ -64,12 +64,22 @@ def test_train_evaluate_predict_through_invoke(tiny):
     assert out.returncode == 0, out.stdout + out.stderr
     assert json.loads((run / "metrics_test.json").read_text())["f1"] == recorded["f1"]
     assert "yes" in out.stdout
+    # --set changes how the saved model runs, never what it is scored on.
+    out = cli("evaluate", "--run", str(run), "--split", "test", "--set", "train.eval_batch_size=3", "--set", 'train.device="cpu"')
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert json.loads((run / "metrics_test.json").read_text())["f1"] == recorded["f1"]
+    out = cli("evaluate", "--run", str(run), "--set", "features.max_length=32", "--set", "data.test_ratio=0.5")
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "features.max_length: evaluate and predict use the run's saved value" in out.stderr
+    assert "data.test_ratio: evaluate and predict use the run's saved value" in out.stderr
 
     post = base / "post.txt"
     post.write_text("I have no energy to get out of bed. The weather here is cold and rainy.")
-    out = cli("predict", "--run", str(run), "--input", str(post), "--output", str(base / "pred.json"))
+    out = cli("predict", "--run", str(run), "--input", str(post), "--output", str(base / "pred.json"), "--set", "train.eval_batch_size=2")
     assert out.returncode == 0, out.stdout + out.stderr
     assert len(json.loads((base / "pred.json").read_text())) == 9
+    out = cli("predict", "--run", str(run), "--input", str(post), "--set", "features.doc_stride=8")
+    assert out.returncode == 2 and "features.doc_stride: evaluate and predict use the run's saved value" in out.stderr
 
 
 def test_bad_setting_is_one_line_per_problem(tiny):

@@ -1,4 +1,4 @@
-"""train.cpu_attention, train.fast_dropout and train.gelu_recompute: choices, the former cpu_attention_fp32 key of saved runs, the wiring in setup_model."""
+"""train.cpu_attention, train.fast_dropout and train.gelu_recompute: choices, the former cpu_attention_fp32 key of saved runs, the wiring in setup_model; the --set keys of evaluate and predict."""
 
 from pathlib import Path
 
@@ -109,3 +109,24 @@ def test_frozen_word_embeddings_get_no_gradient_and_no_optimizer_state(tiny_corp
         ).loss.backward()
         opt.step()
         assert torch.equal(words.detach(), before) is frozen
+
+
+def test_inference_settings_change_how_a_run_runs_and_nothing_else():
+    """``invoke evaluate/predict --set``: the inference keys change; a split, window or data key is refused by name."""
+    from evdata.config import SettingsError
+    from evtrain.settings import INFERENCE_SETTINGS, inference_settings
+
+    saved = RunSettings()
+    changed = inference_settings(saved, {"train.eval_batch_size": "3", "train.eval_cpu_attention": "false"}, from_text=True)
+    assert changed.train.eval_batch_size == 3 and changed.train.eval_cpu_attention is False
+    undone = attrs.evolve(changed, train=attrs.evolve(changed.train, eval_batch_size=16, eval_cpu_attention=True))
+    assert undone.to_toml() == saved.to_toml()  # nothing else moved (text: a NaN threshold never equals itself)
+    assert inference_settings(saved, {}) is saved
+    with pytest.raises(SettingsError) as error:
+        inference_settings(saved, {"data.split_seed": 7, "features.doc_stride": 64, "train.eval_batch_size": 4})
+    assert len(error.value.problems) == 2
+    assert error.value.problems[0].startswith("data.split_seed: evaluate and predict use the run's saved value")
+    assert error.value.problems[1].startswith("features.doc_stride: ")
+    assert all(key in error.value.problems[0] for key in INFERENCE_SETTINGS)
+    with pytest.raises(SettingsError, match=r"train\.eval_batch_size"):
+        inference_settings(saved, {"train.eval_batch_size": 0})  # checked as settings.toml is

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ from evtrain.precision import PrecisionPlan, resolve_precision
 from evtrain.predict import predict_posts, prediction_table, read_input_posts, write_prediction_csv
 from evtrain.records import SplitEvaluation, read_metrics
 from evtrain.runs import RUNS_ROOT, RunError, RunPaths, new_run, resolve_run, update_latest
-from evtrain.settings import RunSettings
+from evtrain.settings import RunSettings, inference_settings
 from evtrain.summary import print_run_summary
 
 
@@ -52,9 +52,15 @@ def run_training(
     return result
 
 
-def load_run_settings(run: RunPaths, data_dir: str | None = None) -> RunSettings:
-    """A run's resolved settings, optionally pointed at another data folder."""
-    settings = RunSettings.load(run.settings)
+def load_run_settings(
+    run: RunPaths, data_dir: str | None = None, changes: Mapping[str, Any] | None = None, *, from_text: bool = False
+) -> RunSettings:
+    """A run's resolved settings, optionally pointed at another data folder, with ``changes`` to how it runs.
+
+    ``changes`` (``{"section.key": value}``, ``--set``) may only name ``evtrain.settings.INFERENCE_SETTINGS``;
+    anything else is a ``SettingsError`` (see ``inference_settings``).
+    """
+    settings = inference_settings(RunSettings.load(run.settings), changes or {}, from_text=from_text)
     if data_dir:
         settings = attrs.evolve(settings, data=attrs.evolve(settings.data, data_dir=str(data_dir), posts_file="", annotations_file=""))
     return settings
@@ -187,10 +193,15 @@ def run_prediction(
     *,
     console: Console | None = None,
     show_progress: bool = True,
+    changes: Mapping[str, Any] | None = None,
+    from_text: bool = False,
 ) -> Path:
-    """Evidence spans for the posts in ``input_path``, written as JSON (default: run/predictions/<input stem>.predict.json)."""
+    """Evidence spans for the posts in ``input_path``, written as JSON (default: run/predictions/<input stem>.predict.json).
+
+    ``changes``: ``--set`` overrides of how the model runs (``evtrain.settings.INFERENCE_SETTINGS`` only).
+    """
     console = console or Console()
-    settings = RunSettings.load(run.settings)
+    settings = load_run_settings(run, changes=changes, from_text=from_text)
     threshold = run_threshold(run, settings)
     setup = load_for_inference(run.model, settings)
     posts = read_input_posts(input_path)

@@ -299,6 +299,38 @@ RESUMABLE_SETTINGS = (
 """Settings a resumed run may change: how long it trains and how it runs, never what it learns from."""
 
 
+INFERENCE_SETTINGS = (
+    "train.eval_batch_size",
+    "train.eval_cast_weights",
+    "train.eval_onednn_linears",
+    "train.eval_cpu_attention",
+    "train.precision",
+    "train.device",
+    "train.num_threads",
+)
+"""Settings ``invoke evaluate`` and ``invoke predict`` may change (``--set``): how a saved run's model runs, never
+what it is scored on or how its answers are read (data and split, windows, threshold, question mode)."""
+
+
+def inference_settings(saved: RunSettings, changes: Mapping[str, Any], *, from_text: bool = False) -> RunSettings:
+    """A saved run's settings for evaluation or prediction, with the requested ``changes`` to how it runs.
+
+    Any other key is a ``SettingsError`` naming it: a changed split seed or ratio would score the model on
+    posts it trained on, and changed windows or question mode would read its logits differently.
+    """
+    refused = [key for key in changes if key not in INFERENCE_SETTINGS]
+    if refused:
+        raise SettingsError(
+            [
+                f"{key}: evaluate and predict use the run's saved value (it decides what is scored or how the model's "
+                f"answers are read); --set may change only {', '.join(INFERENCE_SETTINGS)}"
+                for key in refused
+            ],
+            "--set",
+        )
+    return saved.with_changes(dict(changes), from_text=from_text)
+
+
 def resume_settings(saved: RunSettings, changes: Mapping[str, Any], *, from_text: bool = False) -> RunSettings:
     """A resumed run's settings: its saved ones, with the requested ``changes`` that make sense on resume.
 
