@@ -41,15 +41,16 @@ shapes = st.tuples(st.integers(1, 4), st.integers(1, 3), st.integers(1, 12), st.
 
 
 @settings(max_examples=40, deadline=None)
-@given(shape=shapes, data=st.data(), seed=st.integers(0, 2**16))
-def test_equals_sdpa_in_float64_for_any_right_padding(shape, data, seed) -> None:
+@given(shape=shapes, data=st.data(), seed=st.integers(0, 2**16), value_dim=st.sampled_from([1, 4, 8]))
+def test_equals_sdpa_in_float64_for_any_right_padding(shape, data, seed, value_dim) -> None:
     batch, heads, tokens, head_dim = shape
     lengths = data.draw(st.lists(st.integers(1, tokens), min_size=batch, max_size=batch))
-    query, key, value = _inputs(seed, batch, heads, tokens, head_dim, torch.float64)
+    query, key, _ = _inputs(seed, batch, heads, tokens, head_dim, torch.float64)
+    (value,) = _inputs(seed + 1, batch, heads, tokens, value_dim, torch.float64)[:1]
     mask = _right_padding(lengths, tokens)
     assert padding_lengths(mask, batch, tokens) == lengths
     ours = window_attention(query, key, value, mask, 0.3)
-    assert ours.shape == (batch, tokens, heads, head_dim)
+    assert ours.shape == (batch, tokens, heads, value_dim)
     torch.testing.assert_close(ours, _sdpa(query, key, value, mask, 0.3), rtol=1e-10, atol=1e-10)
 
 

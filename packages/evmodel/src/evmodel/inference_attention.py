@@ -56,14 +56,14 @@ def window_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor
     broadcastable to the ``[batch, heads, queries, keys]`` scores (bool: True where a key is attended to;
     float: additive). A right-padding mask (``padding_lengths``) is applied by leaving each row's padded keys
     out of its matmuls, which is what adding the mask computes (a masked key's weight is exactly 0) without
-    the pass over the scores; any other mask is added to them. Returns ``[batch, tokens, heads, head_dim]``,
+    the pass over the scores; any other mask is added to them. Returns ``[batch, tokens, heads, value head_dim]``,
     transformers' layout after attention. No autograd support is needed or built: the caller runs it only
     when no gradient is wanted.
     """
-    batch, heads, tokens, head_dim = query.shape
+    batch, heads, tokens = query.shape[:3]
     lengths = padding_lengths(mask, batch, tokens)
     bias = additive_mask(mask, query.dtype) if lengths is None else None
-    output = torch.empty((batch, tokens, heads, head_dim), dtype=value.dtype, device=value.device)
+    output = torch.empty((batch, tokens, heads, value.shape[-1]), dtype=value.dtype, device=value.device)
     # transformers hands over transposed views; one contiguous copy each keeps every per-window matmul dense.
     query = (query * scale).contiguous()
     key, value = key.contiguous(), value.contiguous()
