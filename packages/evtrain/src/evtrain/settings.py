@@ -56,7 +56,8 @@ class TrainSettings:
     attention keeps them in fp32). On a 2-core AVX512-BF16 CPU, interleaved A/B: the MiniLM copy's forward pass
     over 16 windows 1.11-1.25x faster at 200-384 tokens (attention alone 29 against 54 ms per layer at 384);
     the default run's test split (1,191 windows) 29.3-29.9 against 33.5-33.6 s, with the same SQuAD, HasAns
-    and evidence scores and one symptom decision more (symptom macro F1 39.10 against 39.04).
+    and evidence scores; two of the 647 post-symptom decisions moved, one each way (symptom macro F1 39.10
+    against 39.04).
     """
     grad_accum_steps: int = attrs.field(default=1, validator=ge(1))
     """Effective batch = batch_size x grad_accum_steps."""
