@@ -90,31 +90,44 @@ def test_bf16_weight_evaluation_matches_autocast_and_leaves_the_model_alone(tiny
     assert all(p.dtype == torch.bfloat16 for p in cast.parameters())
 
 
+def _trained_looking(tiny_model):
+    from evmodel.qa import EvidenceQA
+    from evmodel.settings import ModelSettings
+
+    model = EvidenceQA.from_encoder(tiny_model, ModelSettings(), seed=0).train()
+    with torch.no_grad():
+        model.qa_outputs.weight.normal_(0, 1, generator=torch.Generator().manual_seed(1))
+    return model
+
+
+def _assert_same_logits(model, lengths, fast_plan, batch_size):
+    """``window_logits`` under ``fast_plan`` agree with the plain bf16 copy's (within bf16 rounding), padding included."""
+    from evtrain.evaluation import window_logits
+
+    windows = _windows(lengths)
+    plain = resolve_precision("bf16", CPU, cpu_bf16=True, cast_eval_weights=True)
+    kwargs = {"batch_size": batch_size, "pad_token_id": 0, "device": CPU}
+    p_start, p_end = window_logits(model, windows, precision=plain, **kwargs)
+    f_start, f_end = window_logits(model, windows, precision=fast_plan, **kwargs)
+    scale = p_start[torch.isfinite(p_start)].abs().max()
+    assert scale > 1
+    assert torch.allclose(p_start, f_start, atol=0.05 * scale) and torch.allclose(p_end, f_end, atol=0.05 * scale)
+    assert torch.equal(torch.isfinite(p_start), torch.isfinite(f_start))
+
+
 def test_fused_evaluation_copy_matches_and_leaves_the_model_alone(tiny_model):
     """``train.eval_onednn_linears``: the evaluation copy is fused, its logits agree with the plain bf16 copy's, the model is untouched."""
     from torch import nn
 
     from evmodel.device import cpu_supports_bf16
     from evmodel.kernels import OneDNNLinear
-    from evmodel.qa import EvidenceQA
-    from evmodel.settings import ModelSettings
-    from evtrain.evaluation import inference_model, window_logits
+    from evtrain.evaluation import inference_model
 
     if not cpu_supports_bf16():
         pytest.skip("this CPU's oneDNN has no native bf16")
-    model = EvidenceQA.from_encoder(tiny_model, ModelSettings(), seed=0).train()
-    with torch.no_grad():
-        model.qa_outputs.weight.normal_(0, 1, generator=torch.Generator().manual_seed(1))
-    windows = _windows([30, 17, 30, 9])
-    plain = resolve_precision("bf16", CPU, cpu_bf16=True, cast_eval_weights=True)
+    model = _trained_looking(tiny_model)
     fused_plan = resolve_precision("bf16", CPU, cpu_bf16=True, cast_eval_weights=True, onednn_linears=True)
-    kwargs = {"batch_size": 2, "pad_token_id": 0, "device": CPU}
-    p_start, p_end = window_logits(model, windows, precision=plain, **kwargs)
-    f_start, f_end = window_logits(model, windows, precision=fused_plan, **kwargs)
-    scale = p_start[torch.isfinite(p_start)].abs().max()
-    assert scale > 1
-    assert torch.allclose(p_start, f_start, atol=0.05 * scale) and torch.allclose(p_end, f_end, atol=0.05 * scale)
-    assert torch.equal(torch.isfinite(p_start), torch.isfinite(f_start))
+    _assert_same_logits(model, [30, 17, 30, 9], fused_plan, batch_size=2)
     assert model.training and all(type(m) is not OneDNNLinear for m in model.modules())
     fused, plan = inference_model(model, fused_plan)
     assert not plan.eval_onednn_linears and plan.eval_weights_dtype is None
@@ -124,23 +137,11 @@ def test_fused_evaluation_copy_matches_and_leaves_the_model_alone(tiny_model):
 def test_window_attention_evaluation_copy_matches_and_leaves_the_model_alone(tiny_model):
     """``train.eval_cpu_attention``: the evaluation copy attends window by window, its logits agree, the model is untouched."""
     from evmodel.inference_attention import ATTENTION_INFERENCE
-    from evmodel.qa import EvidenceQA
-    from evmodel.settings import ModelSettings
-    from evtrain.evaluation import inference_model, window_logits
+    from evtrain.evaluation import inference_model
 
-    model = EvidenceQA.from_encoder(tiny_model, ModelSettings(), seed=0).train()
-    with torch.no_grad():
-        model.qa_outputs.weight.normal_(0, 1, generator=torch.Generator().manual_seed(1))
-    windows = _windows([30, 17, 30, 9, 22])
-    plain = resolve_precision("bf16", CPU, cpu_bf16=True, cast_eval_weights=True)
+    model = _trained_looking(tiny_model)
     fast_plan = resolve_precision("bf16", CPU, cpu_bf16=True, cast_eval_weights=True, cpu_attention=True)
-    kwargs = {"batch_size": 3, "pad_token_id": 0, "device": CPU}
-    p_start, p_end = window_logits(model, windows, precision=plain, **kwargs)
-    f_start, f_end = window_logits(model, windows, precision=fast_plan, **kwargs)
-    scale = p_start[torch.isfinite(p_start)].abs().max()
-    assert scale > 1
-    assert torch.allclose(p_start, f_start, atol=0.05 * scale) and torch.allclose(p_end, f_end, atol=0.05 * scale)
-    assert torch.equal(torch.isfinite(p_start), torch.isfinite(f_start))
+    _assert_same_logits(model, [30, 17, 30, 9, 22], fast_plan, batch_size=3)
     fast, plan = inference_model(model, fast_plan)
     assert fast.encoder.config._attn_implementation == ATTENTION_INFERENCE and not plan.eval_cpu_attention
     assert model.training and model.encoder.config._attn_implementation != ATTENTION_INFERENCE

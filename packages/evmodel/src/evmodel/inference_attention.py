@@ -36,6 +36,7 @@ from evmodel.kernels import (
     _attention_probe,
     _compare_attention,
     _plain_softmax_call,
+    _sdpa_encoders,
     additive_mask,
 )
 from evmodel.selfcheck import SETTING_INFERENCE_ATTENTION, FastPathCheck, failed, known_verdict, raised, remember, verdict_key
@@ -136,19 +137,6 @@ def register_inference_attention() -> str:
     return ATTENTION_INFERENCE
 
 
-def _switchable_encoders(model: nn.Module) -> list[nn.Module]:
-    """The transformers models inside ``model`` whose attention computes sdpa at inference (one per config)."""
-    from transformers import PreTrainedModel
-
-    encoders, seen = [], set()
-    for module in model.modules():
-        if isinstance(module, PreTrainedModel) and id(module.config) not in seen:
-            seen.add(id(module.config))
-            if module.config._attn_implementation in _SWITCHABLE:
-                encoders.append(module)
-    return encoders
-
-
 def use_inference_attention(model: nn.Module) -> FastPathCheck:
     """Switch the encoders of an inference copy to ``ATTENTION_INFERENCE``, self-checked; truthy when it is on.
 
@@ -167,7 +155,7 @@ def use_inference_attention(model: nn.Module) -> FastPathCheck:
         return known
     switched: list[tuple[nn.Module, str]] = []
     try:
-        encoders = _switchable_encoders(model)
+        encoders = _sdpa_encoders(model, _SWITCHABLE)
         if not encoders:
             return FastPathCheck(SETTING_INFERENCE_ATTENTION, False, "no encoder in the model runs transformers' sdpa attention")
         references = None if known else [_attention_probe(e, attend_to_padding=True, training=False) for e in encoders]

@@ -455,15 +455,15 @@ def use_fp32_attention(model: nn.Module) -> FastPathCheck:
     return use_cpu_attention(model, "fp32")
 
 
-def _sdpa_encoders(model: nn.Module) -> list[nn.Module]:
-    """The transformers models inside ``model`` on ``sdpa`` attention (a nested one sharing its config counts once)."""
+def _sdpa_encoders(model: nn.Module, implementations: tuple[str, ...] = ("sdpa",)) -> list[nn.Module]:
+    """The transformers models inside ``model`` on one of ``implementations`` (a nested one sharing its config counts once)."""
     from transformers import PreTrainedModel
 
     encoders, seen = [], set()
     for module in model.modules():
         if isinstance(module, PreTrainedModel) and id(module.config) not in seen:
             seen.add(id(module.config))
-            if module.config._attn_implementation == "sdpa":
+            if module.config._attn_implementation in implementations:
                 encoders.append(module)
     return encoders
 
