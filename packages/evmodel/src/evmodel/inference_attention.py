@@ -35,8 +35,9 @@ from evmodel.kernels import (
     ATTENTION_FP32,
     _attention_probe,
     _compare_attention,
-    _plain_softmax_call,
+    _custom_attention_applies,
     _sdpa_encoders,
+    _transformers_sdpa,
     additive_mask,
 )
 from evmodel.selfcheck import SETTING_INFERENCE_ATTENTION, FastPathCheck, failed, known_verdict, raised, remember, verdict_key
@@ -113,12 +114,10 @@ def _inference_attention_on_cpu(
     **kwargs: Any,
 ) -> tuple[torch.Tensor, None]:
     """``ATTENTION_INFERENCE``: ``window_attention`` at bf16 inference on a CPU, else transformers' sdpa, unchanged."""
-    from transformers.integrations.sdpa_attention import sdpa_attention_forward
-
-    wants_grad = torch.is_grad_enabled() and (query.requires_grad or key.requires_grad or value.requires_grad)
-    if wants_grad or not _plain_softmax_call(module, query, key, value, attention_mask, dropout, is_causal, position_bias, kwargs):
+    call = (module, query, key, value, attention_mask, dropout, is_causal, position_bias, kwargs)
+    if not _custom_attention_applies(*call, training=False):
         options = {"dropout": dropout, "scaling": scaling, "is_causal": is_causal, "position_bias": position_bias}
-        return sdpa_attention_forward(module, query, key, value, attention_mask, **options, **kwargs)
+        return _transformers_sdpa(module, query, key, value, attention_mask, options, kwargs)
     scale = query.size(-1) ** -0.5 if scaling is None else scaling
     return window_attention(query, key, value, attention_mask, scale), None
 

@@ -273,25 +273,17 @@ def _custom_attention_applies(
     is_causal: bool | None,
     position_bias: torch.Tensor | None,
     kwargs: dict[str, Any],
+    *,
+    training: bool = True,
 ) -> bool:
-    """The training condition of ``ExplicitAttention`` and ``Fp32FlashAttention``: nothing in the call that sdpa would do and they do not."""
-    if not (torch.is_grad_enabled() and (query.requires_grad or key.requires_grad or value.requires_grad)):
+    """Whether evspan's own attention may take the call: nothing in it that sdpa would do and ours does not.
+
+    bf16 on a CPU, plain softmax attention with at most a padding-style mask; and the call wants gradients
+    (``training``: ``ExplicitAttention`` and ``Fp32FlashAttention``) or does not (the inference attention).
+    """
+    wants_grad = torch.is_grad_enabled() and (query.requires_grad or key.requires_grad or value.requires_grad)
+    if wants_grad != training:
         return False
-    return _plain_softmax_call(module, query, key, value, mask, dropout, is_causal, position_bias, kwargs)
-
-
-def _plain_softmax_call(
-    module: nn.Module,
-    query: torch.Tensor,
-    key: torch.Tensor,
-    value: torch.Tensor,
-    mask: torch.Tensor | None,
-    dropout: float,
-    is_causal: bool | None,
-    position_bias: torch.Tensor | None,
-    kwargs: dict[str, Any],
-) -> bool:
-    """bf16 on a CPU, and a call that is plain softmax attention with at most a padding-style mask (training or not)."""
     if not (query.device.type == "cpu" and query.dtype == key.dtype == value.dtype == torch.bfloat16):
         return False
     if dropout or position_bias is not None or kwargs.get("softcap") is not None or kwargs.get("output_attentions"):
@@ -317,6 +309,21 @@ against fp32 flash 16 / 29 ms at 192 tokens, 28 / 47 at 256, 42 / 64 at 320, but
 """
 
 
+def _transformers_sdpa(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    options: dict[str, Any],
+    kwargs: dict[str, Any],
+) -> tuple[torch.Tensor, Any]:
+    """transformers' own sdpa attention, unchanged: every evspan attention's answer to a call it does not take."""
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    return sdpa_attention_forward(module, query, key, value, attention_mask, **options, **kwargs)
+
+
 def _bf16_attention_on_cpu(
     module: nn.Module,
     query: torch.Tensor,
@@ -330,11 +337,9 @@ def _bf16_attention_on_cpu(
     **kwargs: Any,
 ) -> tuple[torch.Tensor, None]:
     """``ATTENTION_BF16``: ``ExplicitAttention`` when training in bf16 on a CPU, else transformers' sdpa, unchanged."""
-    from transformers.integrations.sdpa_attention import sdpa_attention_forward
-
     if not _custom_attention_applies(module, query, key, value, attention_mask, dropout, is_causal, position_bias, kwargs):
         options = {"dropout": dropout, "scaling": scaling, "is_causal": is_causal, "position_bias": position_bias}
-        return sdpa_attention_forward(module, query, key, value, attention_mask, **options, **kwargs)
+        return _transformers_sdpa(module, query, key, value, attention_mask, options, kwargs)
     if key.shape[-2] > EXPLICIT_MAX_TOKENS:
         # Long rows: the [tokens, tokens] probabilities outgrow the caches (slower than fp32 flash attention at
         # 384 tokens) and would be kept for the backward pass (a batch's longest rows set its peak memory).
@@ -362,18 +367,16 @@ def _sdpa_fp32_on_cpu(
     In bf16, under ``_custom_attention_applies``'s conditions, through ``Fp32FlashAttention`` (the fp32 copies are not
     kept for the backward pass); otherwise through transformers' sdpa on the copies.
     """
-    from transformers.integrations.sdpa_attention import sdpa_attention_forward
-
     options = {"dropout": dropout, "scaling": scaling, "is_causal": is_causal, "position_bias": position_bias}
     low = query.dtype in (torch.bfloat16, torch.float16)
     if not (low and query.device.type == "cpu" and torch.is_grad_enabled()):
-        return sdpa_attention_forward(module, query, key, value, attention_mask, **options, **kwargs)
+        return _transformers_sdpa(module, query, key, value, attention_mask, options, kwargs)
     if _custom_attention_applies(module, query, key, value, attention_mask, dropout, is_causal, position_bias, kwargs):
         return _fp32_flash(query, key, value, attention_mask, scaling)
     if attention_mask is not None and attention_mask.is_floating_point():
         attention_mask = attention_mask.float()
     with torch.autocast("cpu", enabled=False):
-        output, weights = sdpa_attention_forward(module, query.float(), key.float(), value.float(), attention_mask, **options, **kwargs)
+        output, weights = _transformers_sdpa(module, query.float(), key.float(), value.float(), attention_mask, options, kwargs)
     return output.to(query.dtype), weights
 
 
