@@ -130,3 +130,5 @@ def test_inference_settings_change_how_a_run_runs_and_nothing_else():
     assert all(key in error.value.problems[0] for key in INFERENCE_SETTINGS)
     with pytest.raises(SettingsError, match=r"train\.eval_batch_size"):
         inference_settings(saved, {"train.eval_batch_size": 0})  # checked as settings.toml is
+    with pytest.raises(SettingsError, match=r"train\.eval_bach_size: unknown key"):
+        inference_settings(saved, {"train.eval_bach_size": 3})  # a typo is named as one

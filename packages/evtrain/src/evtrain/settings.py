@@ -317,9 +317,10 @@ def inference_settings(saved: RunSettings, changes: Mapping[str, Any], *, from_t
     """A saved run's settings for evaluation or prediction, with the requested ``changes`` to how it runs.
 
     Any other key is a ``SettingsError`` naming it: a changed split seed or ratio would score the model on
-    posts it trained on, and changed windows or question mode would read its logits differently.
+    posts it trained on, and changed windows or question mode would read its logits differently. Unknown
+    keys and bad values of the allowed ones are reported as settings.toml's are.
     """
-    refused = [key for key in changes if key not in INFERENCE_SETTINGS]
+    refused = [key for key in changes if key not in INFERENCE_SETTINGS and _known_key(saved, key)]
     if refused:
         raise SettingsError(
             [
@@ -330,6 +331,13 @@ def inference_settings(saved: RunSettings, changes: Mapping[str, Any], *, from_t
             "--set",
         )
     return saved.with_changes(dict(changes), from_text=from_text)
+
+
+def _known_key(settings: RunSettings, dotted: str) -> bool:
+    """Whether ``section.key`` names a setting (a typo is left to ``with_changes`` to name)."""
+    section, _, name = dotted.partition(".")
+    schema = settings.SCHEMA.get(section)
+    return schema is not None and name in attrs.fields_dict(schema)
 
 
 def resume_settings(saved: RunSettings, changes: Mapping[str, Any], *, from_text: bool = False) -> RunSettings:
