@@ -6,6 +6,7 @@ from invoke import task
 
 SETTINGS = "settings.toml"
 CACHE = "artifacts/cache"  # alignment results, reused while files and thresholds are unchanged
+RUN_SET_HELP = "change how the saved model runs, section.key=value (repeatable; train.eval_*, precision, device, num_threads)"
 
 
 def _given(**flags):
@@ -132,7 +133,7 @@ def train(c, epochs=None, data_dir=None, model=None, output=None, max_steps=None
         "run": "run directory (default: the newest, artifacts/runs/latest)",
         "split": "train, val or test",
         "data_dir": "evaluate on another corpus folder (same split rules)",
-        "set": "change how the model runs, section.key=value (repeatable; train.eval_*, precision, device, num_threads)",
+        "set": RUN_SET_HELP,
     },
     iterable=["set"],
 )
@@ -154,7 +155,7 @@ def evaluate(c, run=None, split="test", data_dir=None, set=None):
         "run": "run directory (default: the newest)",
         "input": "posts to analyse: CSV/JSONL with post_id,text, or a plain-text file (one post)",
         "output": "JSON file to write (default: <run>/predictions/<input stem>.predict.json)",
-        "set": "change how the model runs, section.key=value (repeatable; train.eval_*, precision, device, num_threads)",
+        "set": RUN_SET_HELP,
     },
     iterable=["set"],
 )

@@ -145,3 +145,15 @@ def test_window_attention_evaluation_copy_matches_and_leaves_the_model_alone(tin
     fast, plan = inference_model(model, fast_plan)
     assert fast.encoder.config._attn_implementation == ATTENTION_INFERENCE and not plan.eval_cpu_attention
     assert model.training and model.encoder.config._attn_implementation != ATTENTION_INFERENCE
+
+
+def test_plan_for_reads_every_evaluation_setting(monkeypatch):
+    """Training and ``invoke evaluate``/``predict`` build their plan from the same train settings."""
+    from evtrain.precision import plan_for
+    from evtrain.settings import TrainSettings
+
+    monkeypatch.setattr(precision, "cpu_supports_bf16", lambda: True)
+    assert plan_for(TrainSettings(), CPU) == resolve_precision("auto", CPU, cast_eval_weights=True, onednn_linears=True, cpu_attention=True)
+    off = plan_for(TrainSettings(eval_onednn_linears=False, eval_cpu_attention=False), CPU)
+    assert off.eval_weights_dtype == torch.bfloat16 and not off.eval_onednn_linears and not off.eval_cpu_attention
+    assert plan_for(TrainSettings(precision="off"), CPU).eval_weights_dtype is None

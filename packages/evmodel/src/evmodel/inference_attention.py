@@ -36,7 +36,9 @@ from evmodel.kernels import (
     _attention_probe,
     _compare_attention,
     _custom_attention_applies,
+    _restore_attention,
     _sdpa_encoders,
+    _switch_attention,
     _transformers_sdpa,
     additive_mask,
 )
@@ -158,17 +160,10 @@ def use_inference_attention(model: nn.Module) -> FastPathCheck:
         if not encoders:
             return FastPathCheck(SETTING_INFERENCE_ATTENTION, False, "no encoder in the model runs transformers' sdpa attention")
         references = None if known else [_attention_probe(e, attend_to_padding=True, training=False) for e in encoders]
-        name = register_inference_attention()
-        for encoder in encoders:
-            previous = encoder.config._attn_implementation
-            encoder.set_attn_implementation(name)
-            switched.append((encoder, previous))
-            if encoder.config._attn_implementation != name:
-                raise RuntimeError(f"{type(encoder).__name__}.set_attn_implementation left it on {encoder.config._attn_implementation!r}")
+        _switch_attention(encoders, register_inference_attention(), switched)
         check = known or _compare_attention(encoders, references, training=False, setting=SETTING_INFERENCE_ATTENTION)
     except Exception as exc:  # any failure of the fast path means: evaluate on the attention the copy had
         check = failed(SETTING_INFERENCE_ATTENTION, raised(exc))
     if not check.active:
-        for encoder, previous in reversed(switched):
-            encoder.set_attn_implementation(previous)
+        _restore_attention(switched)
     return remember(key, check, "evaluation runs transformers' sdpa attention")

@@ -408,6 +408,26 @@ def register_attention() -> tuple[str, ...]:
     return ATTENTION_BF16, ATTENTION_FP32
 
 
+def _switch_attention(encoders: list[nn.Module], name: str, switched: list[tuple[nn.Module, str]]) -> None:
+    """Set each encoder's attention to ``name``, recording ``(encoder, previous name)`` in ``switched`` as it goes.
+
+    transformers only logs when a model cannot switch, so each switch is verified: one left on its old
+    attention raises (the caller puts back what ``switched`` holds with ``_restore_attention``).
+    """
+    for encoder in encoders:
+        previous = encoder.config._attn_implementation
+        encoder.set_attn_implementation(name)
+        switched.append((encoder, previous))
+        if encoder.config._attn_implementation != name:
+            raise RuntimeError(f"{type(encoder).__name__}.set_attn_implementation left it on {encoder.config._attn_implementation!r}")
+
+
+def _restore_attention(switched: list[tuple[nn.Module, str]]) -> None:
+    """Put every encoder ``_switch_attention`` switched back on the attention it had."""
+    for encoder, previous in reversed(switched):
+        encoder.set_attn_implementation(previous)
+
+
 def use_cpu_attention(model: nn.Module, kind: str) -> FastPathCheck:
     """Switch every sdpa encoder inside ``model`` to the ``"bf16"`` or ``"fp32"`` training attention, self-checked.
 
@@ -428,18 +448,14 @@ def use_cpu_attention(model: nn.Module, kind: str) -> FastPathCheck:
     known = known_verdict(key)
     if known is not None and not known.active:
         return known
-    switched: list[nn.Module] = []
+    switched: list[tuple[nn.Module, str]] = []
     try:
         encoders = _sdpa_encoders(model)
         if not encoders:
             return FastPathCheck(SETTING_ATTENTION, False, "no encoder in the model runs transformers' sdpa attention")
         references = None if known else [_attention_probe(encoder, attend_to_padding=True) for encoder in encoders]
         register_attention()
-        for encoder in encoders:
-            encoder.set_attn_implementation(name)
-            switched.append(encoder)
-            if encoder.config._attn_implementation != name:
-                raise RuntimeError(f"{type(encoder).__name__}.set_attn_implementation left it on {encoder.config._attn_implementation!r}")
+        _switch_attention(encoders, name, switched)
         if known is not None:
             return known
         check = _check_attention_functions(kind)
@@ -448,8 +464,7 @@ def use_cpu_attention(model: nn.Module, kind: str) -> FastPathCheck:
     except Exception as exc:  # any failure of the fast path means: train on plain sdpa
         check = failed(SETTING_ATTENTION, raised(exc))
     if not check.active:
-        for encoder in switched:
-            encoder.set_attn_implementation("sdpa")
+        _restore_attention(switched)
     return remember(key, check, f"training runs transformers' sdpa attention instead of the {kind} one")
 
 

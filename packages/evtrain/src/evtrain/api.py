@@ -21,7 +21,7 @@ from evmodel.loading import pad_token_id
 from evtrain.components import configure_threads
 from evtrain.evaluation import EvalResult, evaluate_windows, prediction_records
 from evtrain.loop import RunResult, train
-from evtrain.precision import PrecisionPlan, resolve_precision
+from evtrain.precision import PrecisionPlan, plan_for
 from evtrain.predict import predict_posts, prediction_table, read_input_posts, write_prediction_csv
 from evtrain.records import SplitEvaluation, read_metrics
 from evtrain.runs import RUNS_ROOT, RunError, RunPaths, new_run, resolve_run, update_latest
@@ -117,13 +117,7 @@ def load_for_inference(model_dir: str | Path, settings: RunSettings) -> Inferenc
     """Threads, device, precision plan (``train.eval_cast_weights`` included) and the checkpoint in ``model_dir``."""
     configure_threads(settings.train.num_threads)
     device = resolve_device(settings.train.device)
-    precision = resolve_precision(
-        settings.train.precision,
-        device,
-        cast_eval_weights=settings.train.eval_cast_weights,
-        onednn_linears=settings.train.eval_onednn_linears,
-        cpu_attention=settings.train.eval_cpu_attention,
-    )
+    precision = plan_for(settings.train, device)
     model, tokenizer, _ = load_checkpoint(model_dir, settings.model, device=str(device))
     return InferenceSetup(model, tokenizer, device, precision)
 

@@ -43,7 +43,7 @@ from evtrain.errors import NonFiniteLossError, TrainingInterrupted
 from evtrain.evaluation import EvalResult, evaluate_windows, prediction_records
 from evtrain.plan import MicroBatch, build_plan, optimizer_steps, resume_position
 from evtrain.plots import plot_training_curves
-from evtrain.precision import PrecisionPlan, resolve_precision
+from evtrain.precision import PrecisionPlan, plan_for
 from evtrain.records import Best, EvaluationReport, HistoryRow, Progress, RunMetrics, Scores, SplitEvaluation
 from evtrain.runs import RunPaths, attach_log, detach_log
 from evtrain.settings import RunSettings
@@ -179,13 +179,7 @@ def setup_model(settings: RunSettings) -> ModelSetup:
     t = settings.train
     threads = configure_threads(t.num_threads)
     device = resolve_device(t.device)
-    precision = resolve_precision(
-        t.precision,
-        device,
-        cast_eval_weights=t.eval_cast_weights,
-        onednn_linears=t.eval_onednn_linears,
-        cpu_attention=t.eval_cpu_attention,
-    )
+    precision = plan_for(t, device)
     seed_everything(t.seed)
     model_path = resolve_model(settings.model.name, settings.model)
     tokenizer = load_tokenizer(model_path)

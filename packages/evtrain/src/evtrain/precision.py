@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import attrs
 import torch
 
 from evmodel.device import cpu_supports_bf16 as native_bf16
+
+if TYPE_CHECKING:
+    from evtrain.settings import TrainSettings
 
 
 @attrs.frozen
@@ -67,6 +72,17 @@ def resolve_precision(
             plan, eval_weights_dtype=torch.bfloat16, eval_onednn_linears=onednn_linears and cpu, eval_cpu_attention=cpu_attention and cpu
         )
     return plan
+
+
+def plan_for(train: TrainSettings, device: torch.device) -> PrecisionPlan:
+    """``resolve_precision`` with everything ``train`` says about it (precision and the three evaluation-copy settings)."""
+    return resolve_precision(
+        train.precision,
+        device,
+        cast_eval_weights=train.eval_cast_weights,
+        onednn_linears=train.eval_onednn_linears,
+        cpu_attention=train.eval_cpu_attention,
+    )
 
 
 def _resolve(setting: str, device: torch.device, cpu_bf16: bool | None) -> PrecisionPlan:
