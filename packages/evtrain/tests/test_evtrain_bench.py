@@ -23,7 +23,7 @@ from evtrain.bench import runner, worker
 from evtrain.bench.hardware import batch_flops, encoder_flops_per_token, matmul_peak, peak_rss_mib
 from evtrain.bench.options import BenchOptions
 from evtrain.bench.ours import epoch_examples
-from evtrain.bench.profile import CATEGORIES, classify
+from evtrain.bench.profile import ATTENTION_RANGE, CATEGORIES, EVAL_CATEGORIES, FORWARD_RANGE, classify, classify_forward
 from evtrain.bench.recipe import postprocess_predictions, prepare_eval_features, prepare_train_features, tune_null_threshold
 from evtrain.metrics import squad_v2_scores
 from evtrain.records import read_metrics
@@ -285,6 +285,28 @@ def test_bench_report_has_every_figure_for_all_three_sides(tiny_corpus, tiny_mod
             assert run["rates"][key] >= 0, key
     plain, tuned, evspan = written["runs"]
     assert evspan["train"]["plan_matches_loop"]
+    # evspan's evaluation forward profile: every category, adding up, the linear layers and the attention both seen.
+    forward = evspan["eval_profile"]
+    assert set(forward["ms_per_step"]) == {key for key, _ in EVAL_CATEGORIES}
+    assert sum(forward["ms_per_step"].values()) == pytest.approx(forward["step_ms"], rel=1e-6)
+    assert forward["ms_per_step"]["linear_forward"] > 0 and forward["ms_per_step"]["attention_forward"] > 0
+    assert forward["ms_per_step"]["data"] > 0  # collating batches, gathering logits: outside the model
+    for run in written["runs"]:
+        # Every side evaluates the same windows, so the same matmul FLOPs (real tokens only).
+        assert run["eval"]["real_tokens"] == evspan["eval"]["real_tokens"]
+        assert run["eval"]["useful_flops"] == pytest.approx(evspan["eval"]["useful_flops"]) and run["eval"]["useful_flops"] > 0
+        assert run["rates"]["eval_useful_gflops"] == pytest.approx(run["eval"]["useful_flops"] / run["eval"]["seconds"] / 1e9)
+    # The ceilings: every FLOP at the bf16 peak, and evspan with nothing but its linear layers.
+    med = written["summary"]["median"]
+    ceilings = written["summary"]["ceilings"]
+    assert ceilings["train_at_bf16_peak"] == pytest.approx(1 / med["recipe_tuned"]["train_useful_bf16_peak_fraction"])
+    assert ceilings["eval_at_bf16_peak"] == pytest.approx(1 / med["recipe_tuned"]["eval_useful_bf16_peak_fraction"])
+    headline = written["summary"]["ratio"]["recipe_tuned"]
+    steps = written["summary"]["profile"]["evspan"]
+    linear = steps["linear_forward"] + steps["linear_backward"]
+    assert ceilings["train_linear_only"] == pytest.approx(headline["train_tokens_per_second"] * steps["step_ms"] / linear)
+    assert ceilings["train_linear_only"] > headline["train_tokens_per_second"]
+    assert ceilings["eval_linear_only"] > headline["eval_windows_per_second"]
     assert evspan["precision_peak"] == dtypes[0]  # the run's compute dtype, not a guess from its label
     assert plain["train"]["padded_tokens"] == 3 * 4 * FEATURES.max_length  # the plain recipe pads every window
     assert tuned["train"]["padded_tokens"] < plain["train"]["padded_tokens"]  # dynamic padding
@@ -304,6 +326,11 @@ def test_bench_report_has_every_figure_for_all_three_sides(tiny_corpus, tiny_mod
         assert q["n"] + q["excluded"] == 3
     for key in ("n", "has_ans_total", "no_ans_total", "excluded"):
         assert recipe_run["quality"][key] == evspan_run["quality"][key], key
+    for run in written["runs"]:
+        # Every side's best-span F1 over the same answerable examples (the tiny corpus has some).
+        assert 0.0 <= run["quality"]["span_f1"] <= 100.0
+        assert run["rates"]["val_span_f1"] == run["quality"]["span_f1"]
+    assert written["summary"]["span_f1_gap"] == pytest.approx(evspan["quality"]["span_f1"] - tuned["quality"]["span_f1"])
     # The recipe trains on the example set of evspan's first epoch.
     assert recipe_run["train"]["examples"] == evspan_run["train"]["examples"]
     for key in ("n", "has_ans_total", "no_ans_total", "excluded"):
@@ -321,6 +348,10 @@ def test_bench_report_has_every_figure_for_all_three_sides(tiny_corpus, tiny_mod
         "recipe tuned",
         "Where a training step's time goes",
         "attention, backward",
+        "val span F1",
+        "Where an evaluation forward pass's time goes",
+        "How far the ratios against the tuned recipe can go",
+        "linear only",
     ):
         assert shown in text, shown
 
@@ -376,3 +407,17 @@ def test_profile_counts_matmuls_inside_custom_backward_nodes_where_they_belong()
     )
     assert classify("aten::bmm", [node + "ExplicitAttentionBackward"]) == "attention_backward"
     assert classify("aten::mm", [node + "MmBackward0"]) == "linear_backward"
+
+
+def test_forward_profile_tells_linear_layers_attention_and_bookkeeping_apart() -> None:
+    """An evaluation pass: the fused oneDNN linears (also inside self-attention) are linear, the attention's matmuls and
+    softmax are attention, and what runs outside the model (collating, gathering logits) is data."""
+    inside = [ATTENTION_RANGE, FORWARD_RANGE]
+    assert classify_forward("mkldnn::_linear_pointwise", [FORWARD_RANGE]) == "linear_forward"
+    assert classify_forward("mkldnn::_linear_pointwise", inside) == "linear_forward"
+    assert classify_forward("aten::bmm", ["aten::matmul", *inside]) == "attention_forward"
+    assert classify_forward("aten::_softmax", ["aten::softmax", *inside]) == "attention_forward"
+    assert classify_forward("aten::native_layer_norm", ["aten::layer_norm", FORWARD_RANGE]) == "elementwise"
+    assert classify_forward("aten::copy_", ["aten::index_put_"]) == "data"
+    assert classify_forward(FORWARD_RANGE, []) == "overhead"
+    assert {classify_forward(name, [FORWARD_RANGE]) for name in ("aten::add", "aten::bernoulli_")} <= {key for key, _ in EVAL_CATEGORIES}

@@ -347,3 +347,33 @@ def test_keyword_decisions_in_empty_mode_and_the_old_scores_unchanged():
     assert set(old["keyword_sentence"]) == {"exact_match", "f1", "n"} and old["keyword_sentence"]["n"] == 2
     # "I can't sleep at night." against "I feel empty.": one shared token ("i"), F1 0.25; b scores 0.
     assert math.isclose(old["first_sentence"]["f1"], 12.5)
+
+
+def test_span_f1_scores_the_best_span_of_answerable_examples_whatever_the_threshold():
+    """The bench's early-training quality figure: a model that found the evidence but says "no evidence" still scores here."""
+    from evfeatures.decode import Prediction
+    from evtrain.evaluation import decide_and_score, span_f1
+
+    context = "I cannot sleep at night. The weather was nice."
+    answer = Answer(text="I cannot sleep at night.", start=0, end=24, symptom="SLEEP_ISSUES")
+    examples = [
+        QAExample(id="a", post_id="p1", question="q", context=context, answers=(answer,), symptom="SLEEP_ISSUES"),
+        QAExample(id="b", post_id="p2", question="q", context=context, answers=(answer,), symptom="SLEEP_ISSUES"),
+        QAExample(id="n", post_id="p3", question="q", context=context, answers=(), symptom="SLEEP_ISSUES"),
+    ]
+
+    def found(example_id: str, start: int, end: int) -> Prediction:
+        # The CLS outscores every span by far: at any tuned threshold the answer is "no evidence".
+        return Prediction(example_id, "p", "q", context[start:end], start, end, -5.0, null_score=50.0)
+
+    exact, half = found("a", 0, 24), found("b", 0, 15)  # "I cannot sleep" against the 5-token sentence: F1 0.75
+    wrong = found("n", 25, 46)
+    predictions = [exact, half, wrong]
+    f1 = span_f1(examples, predictions)
+    assert f1 == pytest.approx(100 * (1.0 + 0.75) / 2)
+    # SQuAD 2.0's HasAns F1 at a threshold below the no-answer margin (55) sees none of it.
+    scores, _, _ = decide_and_score(examples, predictions, 0.0, 1)
+    assert scores.has_ans_f1 == 0.0 and scores.no_ans_exact == 100.0
+    # The no-answer example's span plays no part, and without answerable examples there is no figure.
+    assert span_f1(examples, [exact, half, found("n", 0, 24)]) == f1
+    assert span_f1(examples[2:], [wrong]) is None

@@ -138,6 +138,18 @@ def _na_probs(examples: Sequence[QAExample], predictions: Sequence[Prediction]) 
     return preds, golds, na
 
 
+def span_f1(examples: Sequence[QAExample], predictions: Sequence[Prediction]) -> float | None:
+    """SQuAD F1 (%) of each answerable example's best span, the no-answer option ignored; None without answerable examples.
+
+    It measures how well the model locates evidence where there is some, whatever its no-answer
+    calibration: early in training, when the tuned threshold still answers "no evidence" everywhere and
+    SQuAD 2.0 F1 is only the no-answer share, this figure still moves with what was learned.
+    """
+    preds, golds, _ = _na_probs(examples, predictions)
+    answerable = {i: g for i, g in golds.items() if g}
+    return squad_v2_scores(preds, answerable).has_ans_f1 if answerable else None
+
+
 def tune_threshold(examples: Sequence[QAExample], predictions: Sequence[Prediction]) -> float:
     """The no-answer threshold that maximises SQuAD 2.0 F1 on ``examples`` (``answer_unknown`` ones left out)."""
     preds, golds, na = _na_probs(examples, predictions)

@@ -151,6 +151,7 @@ def run_ours(
     evaluation = _timed_evaluations(result.run, run_settings, eval_examples, eval_windows, repeats=eval_repeats)
     peak = peak_rss_mib()
     profile = _profile(run_settings, *profiled, profile_steps) if profiled else None
+    eval_profile = _eval_profile(result.run, run_settings, eval_windows) if profile_steps else None
     history = metrics.history
     seconds = float(sum(h.train_seconds for h in history))
     loop_tokens = round(sum(h.train_tokens_per_second * h.train_seconds for h in history))
@@ -181,12 +182,14 @@ def run_ours(
             "windows": len(eval_windows),
             "real_tokens": int(eval_windows.lengths.sum()),
             "padded_tokens": _sorted_padded_tokens(eval_windows.lengths, run_settings.train.eval_batch_size),
+            "useful_flops": batch_flops(config, eval_windows.lengths, training=False),
             "seconds": min(evaluation["seconds"]),
             "repeat_seconds": evaluation["seconds"],
         },
         "quality": evaluation["metrics"],
         "peak_rss_mib": peak,
         "profile": profile,
+        "eval_profile": eval_profile,
     }
 
 
@@ -217,17 +220,46 @@ def _profile(settings: RunSettings, windows: Windows, plan: list[list[int]], ste
     return profile_loop(m.model, step, warmup=1, steps=steps)
 
 
+def _eval_profile(run: Any, settings: RunSettings, windows: Windows, batches: int = 4) -> dict[str, Any]:
+    """Where an evaluation forward pass's time goes (``evtrain.bench.profile.profile_forward``), ms per window.
+
+    ``batches`` evaluation batches' worth of windows, taken evenly across the length order so their
+    lengths are the split's, run through ``window_logits`` on the inference copy ``invoke evaluate`` uses.
+    """
+    import torch
+
+    from evtrain.api import load_for_inference
+    from evtrain.bench.profile import profile_forward
+    from evtrain.evaluation import inference_model, window_logits
+
+    size = min(len(windows), batches * settings.train.eval_batch_size)
+    by_length = np.argsort(-windows.lengths, kind="stable")
+    sample = windows.subset(sorted({int(by_length[k]) for k in np.linspace(0, len(windows) - 1, size).round().astype(int)}))
+    setup = load_for_inference(run.model, settings)
+    model, plan = inference_model(setup.model, setup.precision)
+
+    def forward() -> None:
+        window_logits(
+            model, sample, batch_size=settings.train.eval_batch_size, pad_token_id=setup.pad_id, device=setup.device, precision=plan
+        )
+
+    with torch.inference_mode():
+        return profile_forward(model, forward, units=len(sample))
+
+
 def _timed_evaluations(run: Any, settings: RunSettings, examples: Sequence[QAExample], windows: Windows, *, repeats: int) -> dict[str, Any]:
     """``invoke evaluate``'s path, ``repeats`` times: reload the saved checkpoint, forward, decode, score."""
     from evtrain.api import load_for_inference
 
     setup = load_for_inference(run.model, settings)
+    from evtrain.evaluation import span_f1
+
     seconds: list[float] = []
-    metrics: dict[str, float] = {}
+    metrics: dict[str, Any] = {}
     for _ in range(repeats):
         result = setup.evaluate(examples, windows, settings)
         seconds.append(result.seconds)
-        metrics = quality_figures(result.scores)
+        metrics = quality_figures(result.scores) | {"span_f1": span_f1(examples, result.predictions)}
     return {"seconds": seconds, "metrics": metrics}
 
 

@@ -1,5 +1,8 @@
 """Where a training step's time goes: torch.profiler events sorted into a few categories, the same rules for every side.
 
+``profile_forward`` does the same for an evaluation pass (forward only, ``EVAL_CATEGORIES``), with each
+self-attention module marked too, so its softmax and small matmuls are told apart from the linear layers.
+
 Each side profiles a few training steps of its own, after its timed run (so the profiler's overhead
 never touches the throughput figures): evspan through the functions its loop calls, the recipes
 through ``Trainer.train`` with a callback. The model's forward is marked with a
@@ -37,9 +40,20 @@ CATEGORIES = (
 )
 """(key, label) of every category, in table order."""
 
-FORWARD_RANGE = "bench::forward"
+EVAL_CATEGORIES = (
+    ("linear_forward", "linear layers"),
+    ("attention_forward", "attention: scores, softmax, weighted values"),
+    ("elementwise", "norms, GELU, residuals, embeddings"),
+    ("casts", "dtype casts"),
+    ("data", "batches in, logits out"),
+    ("overhead", "Python and framework overhead"),
+)
+"""(key, label) of every category of an evaluation forward profile (``profile_forward``), in table order."""
 
-_LINEAR_OPS = {"aten::addmm", "aten::mm", "aten::linear", "aten::_addmm_activation"}
+FORWARD_RANGE = "bench::forward"
+ATTENTION_RANGE = "bench::attention"
+
+_LINEAR_OPS = {"aten::addmm", "aten::mm", "aten::linear", "aten::_addmm_activation", "mkldnn::_linear_pointwise"}
 _ATTENTION_OPS = {"aten::bmm", "aten::baddbmm", "aten::_softmax", "aten::softmax", "aten::_softmax_backward_data"}
 _LINEAR_NODES = ("AddmmBackward", "MmBackward", "LinearBackward")
 _ATTENTION_NODES = ("Attention", "ScaledDotProduct", "BmmBackward", "SoftmaxBackward", "BaddbmmBackward")
@@ -90,16 +104,31 @@ def classify(name: str, ancestors: list[str]) -> str:
     return "elementwise"
 
 
-def summarize_events(events: Any, steps: int, wall_seconds: float) -> dict[str, Any]:
+def classify_forward(name: str, ancestors: list[str]) -> str:
+    """``classify`` for an inference pass (``EVAL_CATEGORIES``): what runs outside the model's forward moves batches and logits."""
+    if name != FORWARD_RANGE and FORWARD_RANGE not in ancestors:
+        return "data"
+    category = classify(name, ancestors)
+    return category if category in dict(EVAL_CATEGORIES) else "elementwise"
+
+
+def summarize_events(
+    events: Any,
+    steps: int,
+    wall_seconds: float,
+    *,
+    categories: tuple[tuple[str, str], ...] = CATEGORIES,
+    classifier: Callable[[str, list[str]], str] = classify,
+) -> dict[str, Any]:
     """Milliseconds per step of every category, from the profiler's events of ``steps`` steps that took ``wall_seconds``."""
-    totals = dict.fromkeys((key for key, _ in CATEGORIES), 0.0)
+    totals = dict.fromkeys((key for key, _ in categories), 0.0)
     for event in events:
         ancestors: list[str] = []
         parent = event.cpu_parent
         while parent is not None:
             ancestors.append(parent.name)
             parent = parent.cpu_parent
-        totals[classify(event.name, ancestors)] += event.self_cpu_time_total / 1000.0
+        totals[classifier(event.name, ancestors)] += event.self_cpu_time_total / 1000.0
     in_ops = sum(totals.values()) - totals["overhead"]
     wall_ms = wall_seconds * 1000.0
     totals["overhead"] = max(0.0, wall_ms - in_ops)
@@ -110,17 +139,31 @@ def summarize_events(events: Any, steps: int, wall_seconds: float) -> dict[str, 
         "step_ms": step_ms,
         "ms_per_step": per_step,
         "share": {key: (value / step_ms if step_ms else 0.0) for key, value in per_step.items()},
-        "labels": dict(CATEGORIES),
+        "labels": dict(categories),
     }
 
 
 @contextlib.contextmanager
 def mark_forward(model: torch.nn.Module) -> Iterator[None]:
     """Open a ``bench::forward`` profiler range around every call of ``model`` (hooks, removed on exit)."""
+    with _marked([model], FORWARD_RANGE):
+        yield
+
+
+@contextlib.contextmanager
+def mark_attention(model: torch.nn.Module) -> Iterator[None]:
+    """Open a ``bench::attention`` range around every self-attention module of ``model`` (its linear layers stay linear)."""
+    with _marked([m for m in model.modules() if type(m).__name__.endswith("SelfAttention")], ATTENTION_RANGE):
+        yield
+
+
+@contextlib.contextmanager
+def _marked(modules: list[torch.nn.Module], name: str) -> Iterator[None]:
+    """A profiler range named ``name`` around every call of each of ``modules`` (hooks, removed on exit)."""
     open_ranges: list[Any] = []
 
     def enter(module, args, kwargs):
-        rng = torch.profiler.record_function(FORWARD_RANGE)
+        rng = torch.profiler.record_function(name)
         rng.__enter__()
         open_ranges.append(rng)
 
@@ -128,7 +171,9 @@ def mark_forward(model: torch.nn.Module) -> Iterator[None]:
         if open_ranges:
             open_ranges.pop().__exit__(None, None, None)
 
-    handles = [model.register_forward_pre_hook(enter, with_kwargs=True), model.register_forward_hook(leave, with_kwargs=True)]
+    handles = [
+        h for m in modules for h in (m.register_forward_pre_hook(enter, with_kwargs=True), m.register_forward_hook(leave, with_kwargs=True))
+    ]
     try:
         yield
     finally:
@@ -148,6 +193,23 @@ def profile_loop(model: torch.nn.Module, step: Callable[[], None], *, warmup: in
             step()
         wall = time.perf_counter() - t0
     return summarize_events(prof.events(), steps, wall)
+
+
+def profile_forward(model: torch.nn.Module, run: Callable[[], None], *, units: int, warmup: int = 1) -> dict[str, Any]:
+    """Run ``run`` (inference passes of ``model`` over ``units`` windows) ``warmup`` times, then once under torch.profiler.
+
+    Returns ``EVAL_CATEGORIES``' milliseconds per unit: the linear layers' share is the part of an
+    evaluation no attention or element-wise work can win back.
+    """
+    from torch.profiler import ProfilerActivity, profile
+
+    for _ in range(warmup):
+        run()
+    with mark_forward(model), mark_attention(model), profile(activities=[ProfilerActivity.CPU]) as prof:
+        t0 = time.perf_counter()
+        run()
+        wall = time.perf_counter() - t0
+    return summarize_events(prof.events(), units, wall, categories=EVAL_CATEGORIES, classifier=classify_forward)
 
 
 def trainer_profiler(model: torch.nn.Module, *, warmup: int, steps: int) -> tuple[Any, dict[str, Any]]:

@@ -346,6 +346,7 @@ def run_recipe(
     # Scored as evspan scores: examples whose evidence could not be located are neither positive nor negative.
     golds = {ex.id: [a.text for a in ex.answers] for ex in eval_examples if not ex.answer_unknown}
     window_lengths = np.asarray([int(sum(m)) for m in eval_arrays["attention_mask"]], dtype=np.int64)
+    eval_flops = batch_flops(model.config, window_lengths, training=False)
     timings: list[tuple[float, float, float]] = []
     for _ in range(eval_repeats):
         t0 = time.perf_counter()
@@ -401,15 +402,22 @@ def run_recipe(
             "windows": len(window_lengths),
             "real_tokens": int(window_lengths.sum()),
             "padded_tokens": padded_eval,
+            "useful_flops": eval_flops,
             "seconds": total,
             "forward_seconds": forward,
             "decode_seconds": decoding,
             "repeat_seconds": [t[0] for t in timings],
         },
-        "quality": {**scores, "excluded": len(eval_examples) - len(golds)},
+        # Each answerable example's best span, the no-answer option ignored (evtrain.evaluation.span_f1 on evspan's side).
+        "quality": {**scores, "span_f1": _span_f1(best_non_null, golds), "excluded": len(eval_examples) - len(golds)},
         "peak_rss_mib": peak,
         "profile": profile,
     }
+
+
+def _span_f1(best_non_null: dict[str, str], golds: dict[str, list[str]]) -> float | None:
+    answerable = {i: g for i, g in golds.items() if g}
+    return squad_v2_scores(best_non_null, answerable).has_ans_f1 if answerable else None
 
 
 def _trainer(

@@ -11,6 +11,7 @@ Quality is SQuAD 2.0 on the same validation examples, each side's null threshold
 
 from __future__ import annotations
 
+import math
 import os
 import statistics
 import subprocess
@@ -61,6 +62,8 @@ def run_rates(result: dict[str, Any], peaks: dict[str, float]) -> dict[str, floa
     bf16_peak = peaks.get("bf16") or 0.0
     executed = train["executed_flops"] / seconds / 1e9
     useful = train["useful_flops"] / seconds / 1e9
+    eval_useful = evaluation.get("useful_flops", 0.0) / eval_seconds / 1e9
+    span_f1 = result["quality"].get("span_f1")
     return {
         "train_tokens_per_second": train["real_tokens"] / seconds,
         "train_windows_per_second": train["windows"] / seconds,
@@ -71,12 +74,16 @@ def run_rates(result: dict[str, Any], peaks: dict[str, float]) -> dict[str, floa
         "train_executed_peak_fraction": executed / peak if peak else 0.0,
         "train_useful_peak_fraction": useful / peak if peak else 0.0,
         "train_executed_bf16_peak_fraction": executed / bf16_peak if bf16_peak else 0.0,
+        "train_useful_bf16_peak_fraction": useful / bf16_peak if bf16_peak else 0.0,
         "eval_tokens_per_second": evaluation["real_tokens"] / eval_seconds,
         "eval_windows_per_second": evaluation["windows"] / eval_seconds,
         "eval_padding_share": 1 - evaluation["real_tokens"] / max(1, evaluation["padded_tokens"]),
+        "eval_useful_gflops": eval_useful,
+        "eval_useful_bf16_peak_fraction": eval_useful / bf16_peak if bf16_peak else 0.0,
         "val_f1": float(result["quality"]["f1"]),
         "val_exact_match": float(result["quality"]["exact_match"]),
         "val_has_ans_f1": float(result["quality"]["has_ans_f1"]),
+        "val_span_f1": float("nan") if span_f1 is None else float(span_f1),
         "val_no_ans_exact": float(result["quality"]["no_ans_exact"]),
         "val_null_threshold": float(result["quality"]["threshold"]),
         "peak_rss_mib": float(result["peak_rss_mib"]),
@@ -87,15 +94,15 @@ def summarize(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Median of every rate per side, evspan's ratios against each recipe, and each target (against the tuned recipe) met or not."""
     medians: dict[str, dict[str, float]] = {}
     profiles: dict[str, dict[str, float]] = {}
+    eval_profiles: dict[str, dict[str, float]] = {}
     for side in SIDES:
         rates = [r["rates"] for r in runs if r["side"] == side]
         if rates:
             medians[side] = {key: statistics.median(r[key] for r in rates) for key in rates[0]}
-        steps = [r["profile"] for r in runs if r["side"] == side and r.get("profile")]
-        if steps:
-            profiles[side] = {key: statistics.median(p["ms_per_step"][key] for p in steps) for key in steps[0]["ms_per_step"]} | {
-                "step_ms": statistics.median(p["step_ms"] for p in steps)
-            }
+        for key, into in (("profile", profiles), ("eval_profile", eval_profiles)):
+            found = [r[key] for r in runs if r["side"] == side and r.get(key)]
+            if found:
+                into[side] = _median_profile(found)
     ours = medians["evspan"]
 
     def ratios(against: str) -> dict[str, float]:
@@ -125,7 +132,57 @@ def summarize(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "val_f1": {"target": f">=-{F1_TOLERANCE:g} vs tuned", "reached": f1_gap, "met": f1_gap >= -F1_TOLERANCE},
         "peak_rss_mib": {"target": "<=1x tuned", "reached": headline["peak_rss_mib"], "met": headline["peak_rss_mib"] <= 1.0},
     }
-    return {"median": medians, "ratio": ratio, "headline": HEADLINE, "f1_gap": f1_gap, "targets": targets, "profile": profiles}
+    return {
+        "median": medians,
+        "ratio": ratio,
+        "headline": HEADLINE,
+        "f1_gap": f1_gap,
+        "span_f1_gap": ours["val_span_f1"] - medians.get(HEADLINE, {}).get("val_span_f1", float("nan")),
+        "targets": targets,
+        "profile": profiles,
+        "eval_profile": eval_profiles,
+        "ceilings": ceilings(medians.get(HEADLINE), headline, profiles.get("evspan"), eval_profiles.get("evspan")),
+    }
+
+
+def _median_profile(profiles: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """Per-category medians of several runs' profiles (``ms_per_step``), with the median ``step_ms``."""
+    keys = profiles[0]["ms_per_step"]
+    return {key: statistics.median(p["ms_per_step"][key] for p in profiles) for key in keys} | {
+        "step_ms": statistics.median(p["step_ms"] for p in profiles)
+    }
+
+
+def ceilings(
+    tuned: dict[str, float] | None,
+    headline: dict[str, float],
+    train_profile: dict[str, float] | None,
+    eval_profile: dict[str, float] | None,
+) -> dict[str, float]:
+    """How far evspan's ratios against the tuned recipe could go on this machine, two ways.
+
+    ``*_at_bf16_peak``: every FLOP of the work (``bench.hardware.encoder_flops_per_token``, real
+    tokens only) at the bf16 matmul peak measured in the run, against the tuned recipe's measured rate.
+    ``*_linear_only``: evspan's measured ratio if everything in its profiled step or forward pass but the
+    linear layers (attention, norms, dropout, optimizer, overhead) took no time at all.
+    """
+    out: dict[str, float] = {}
+    if tuned:
+        for key, fraction in (
+            ("train_at_bf16_peak", "train_useful_bf16_peak_fraction"),
+            ("eval_at_bf16_peak", "eval_useful_bf16_peak_fraction"),
+        ):
+            if tuned.get(fraction):
+                out[key] = 1.0 / tuned[fraction]
+    linear = {
+        "train_linear_only": (train_profile, ("linear_forward", "linear_backward"), "train_tokens_per_second"),
+        "eval_linear_only": (eval_profile, ("linear_forward",), "eval_windows_per_second"),
+    }
+    for key, (profile, parts, ratio_key) in linear.items():
+        spent = sum(profile.get(part, 0.0) for part in parts) if profile else 0.0
+        if spent and math.isfinite(headline.get(ratio_key, math.nan)):
+            out[key] = headline[ratio_key] * profile["step_ms"] / spent
+    return out
 
 
 def _run_child(side: str, round_index: int, spec: Path, workdir: Path, timeout: int) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from evtrain.bench.profile import CATEGORIES
+from evtrain.bench.profile import CATEGORIES, EVAL_CATEGORIES
 from evtrain.bench.worker import SIDES
 
 SIDE_TITLES = {"recipe_plain": "recipe plain", "recipe_tuned": "recipe tuned", "evspan": "evspan"}
@@ -16,9 +16,9 @@ SIDE_TITLES = {"recipe_plain": "recipe plain", "recipe_tuned": "recipe tuned", "
 def print_report(report: dict[str, Any], console: Console) -> None:
     """Print the results table, the step-profile table and what each side ran."""
     console.print(results_table(report))
-    profile = profile_table(report)
-    if profile is not None:
-        console.print(profile)
+    for table in (profile_table(report), eval_profile_table(report), ceilings_table(report)):
+        if table is not None:
+            console.print(table)
     for side, text in _ran(report).items():
         console.print(f"[bold]{SIDE_TITLES[side]}[/]: {text}")
 
@@ -54,7 +54,9 @@ def results_table(report: dict[str, Any]) -> Table:
     caption = (
         f"Medians over runs ({', '.join(f'{SIDE_TITLES[s]} x{count[s]}' for s in sides)}). train: the timed steps; "
         "eval: fastest pass of forward + decoding + scoring; quality: SQuAD 2.0 on the same val examples, "
-        f"each side's null threshold tuned on them for best F1. Matmul peak measured here: fp32 {peaks['fp32']:.0f}, "
+        "each side's null threshold tuned on them for best F1; span F1: each answerable example's best span, "
+        "no-answer option ignored (what was learned, before the threshold hides it); GFLOP/s: matmul FLOPs of "
+        f"real tokens. Matmul peak measured here: fp32 {peaks['fp32']:.0f}, "
         f"bf16 {peaks.get('bf16', 0):.0f} GFLOP/s."
     )
     table = Table(title=title, caption=caption)
@@ -93,9 +95,13 @@ def results_table(report: dict[str, Any]) -> Table:
     row("eval windows/s", "eval_windows_per_second", ".1f", goal="eval_windows_per_second")
     row("eval tok/s", "eval_tokens_per_second", ".0f")
     row("eval padding", "eval_padding_share", ".0%", ratios=False)
+    row("eval GFLOP/s", "eval_useful_gflops", ".0f", ratios=False)
+    row("  of bf16 peak", "eval_useful_bf16_peak_fraction", ".0%", ratios=False)
     table.add_row("val F1", *(f"{med[s]['val_f1']:.2f}" for s in sides), f"{summary['f1_gap']:+.2f}", target("val_f1"), "")
     row("val EM", "val_exact_match", ".2f", ratios=False)
     row("val HasAns F1", "val_has_ans_f1", ".2f", ratios=False)
+    span_gap = summary.get("span_f1_gap", float("nan"))
+    table.add_row("val span F1 (best span)", *(f"{med[s].get('val_span_f1', float('nan')):.2f}" for s in sides), f"{span_gap:+.2f}", "", "")
     row("val NoAns exact", "val_no_ans_exact", ".2f", ratios=False)
     row("null threshold", "val_null_threshold", ".2f", ratios=False)
     row("peak RSS MiB", "peak_rss_mib", ".0f", goal="peak_rss_mib")
@@ -120,4 +126,55 @@ def profile_table(report: dict[str, Any]) -> Table | None:
             cells.append(f"{ms:.0f} ({ms / step:.0%})" if step else f"{ms:.0f}")
         table.add_row(label, *cells)
     table.add_row("[bold]step (profiled)[/]", *(f"[bold]{profiles[s]['step_ms']:.0f}[/]" for s in sides))
+    return table
+
+
+def eval_profile_table(report: dict[str, Any]) -> Table | None:
+    """Milliseconds per window of an evaluation forward pass by category (evspan's inference copy), or None without one."""
+    profiles = report["summary"].get("eval_profile") or {}
+    sides = [s for s in _sides(report) if s in profiles]
+    if not sides:
+        return None
+    table = Table(title="Where an evaluation forward pass's time goes (ms per window, torch.profiler, an even sample of the val windows)")
+    table.add_column("category")
+    for side in sides:
+        table.add_column(SIDE_TITLES[side], justify="right")
+    for key, label in EVAL_CATEGORIES:
+        cells = []
+        for side in sides:
+            ms, total = profiles[side][key], profiles[side]["step_ms"]
+            cells.append(f"{ms:.1f} ({ms / total:.0%})" if total else f"{ms:.1f}")
+        table.add_row(label, *cells)
+    table.add_row("[bold]per window (profiled)[/]", *(f"[bold]{profiles[s]['step_ms']:.1f}[/]" for s in sides))
+    return table
+
+
+def ceilings_table(report: dict[str, Any]) -> Table | None:
+    """evspan's ratio against the tuned recipe as measured, and the two ceilings on it (``runner.ceilings``)."""
+    summary = report["summary"]
+    found = summary.get("ceilings") or {}
+    if not found:
+        return None
+    headline = summary["ratio"].get(summary["headline"], {})
+    table = Table(
+        title="How far the ratios against the tuned recipe can go on this machine",
+        caption="at bf16 peak: all of the work's matmul FLOPs at the bf16 peak measured above; linear only: evspan's "
+        "measured ratio if everything in its profile but the linear layers took no time",
+    )
+    table.add_column("")
+    table.add_column("measured", justify="right")
+    table.add_column("at bf16 peak", justify="right")
+    table.add_column("linear only", justify="right")
+    table.add_column("target", justify="right")
+
+    def cell(key: str) -> str:
+        return f"{found[key]:.2f}x" if key in found else ""
+
+    for label, ratio_key, prefix, target in (
+        ("train tok/s", "train_tokens_per_second", "train", summary["targets"]["train_tokens_per_second"]["target"]),
+        ("eval windows/s", "eval_windows_per_second", "eval", summary["targets"]["eval_windows_per_second"]["target"]),
+    ):
+        table.add_row(
+            label, f"{headline.get(ratio_key, float('nan')):.2f}x", cell(f"{prefix}_at_bf16_peak"), cell(f"{prefix}_linear_only"), target
+        )
     return table
