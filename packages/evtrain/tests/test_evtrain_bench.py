@@ -312,7 +312,14 @@ def test_bench_report_has_every_figure_for_all_three_sides(tiny_corpus, tiny_mod
     assert tuned["train"]["padded_tokens"] < plain["train"]["padded_tokens"]  # dynamic padding
     assert tuned["precision_peak"] == "bf16" and plain["precision_peak"] == "fp32"
     assert "group_by_length" in tuned["recipe"] and "DataCollatorWithPadding" in tuned["recipe"]
-    for key in ("train_tokens_per_second", "eval_windows_per_second", "train_executed_bf16_peak_fraction", "val_f1", "peak_rss_mib"):
+    for key in (
+        "train_tokens_per_second",
+        "eval_windows_per_second",
+        "train_executed_bf16_peak_fraction",
+        "val_f1",
+        "val_span_f1",
+        "peak_rss_mib",
+    ):
         assert {"target", "reached", "met"} <= set(written["summary"]["targets"][key])
     # The headline ratios are against the tuned recipe.
     ratio = written["summary"]["ratio"]["recipe_tuned"]["train_tokens_per_second"]
@@ -330,7 +337,9 @@ def test_bench_report_has_every_figure_for_all_three_sides(tiny_corpus, tiny_mod
         # Every side's best-span F1 over the same answerable examples (the tiny corpus has some).
         assert 0.0 <= run["quality"]["span_f1"] <= 100.0
         assert run["rates"]["val_span_f1"] == run["quality"]["span_f1"]
-    assert written["summary"]["span_f1_gap"] == pytest.approx(evspan["quality"]["span_f1"] - tuned["quality"]["span_f1"])
+    span_gap = evspan["quality"]["span_f1"] - tuned["quality"]["span_f1"]
+    assert written["summary"]["span_f1_gap"] == pytest.approx(span_gap)
+    assert written["summary"]["targets"]["val_span_f1"]["met"] == (span_gap >= -1.0)
     # The recipe trains on the example set of evspan's first epoch.
     assert recipe_run["train"]["examples"] == evspan_run["train"]["examples"]
     for key in ("n", "has_ans_total", "no_ans_total", "excluded"):

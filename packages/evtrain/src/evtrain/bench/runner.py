@@ -112,6 +112,7 @@ def summarize(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
     ratio = {side: ratios(side) for side in SIDES if side != "evspan" and side in medians}
     headline = ratio.get(HEADLINE, dict.fromkeys(_RATIO_KEYS, float("nan")))
     f1_gap = ours["val_f1"] - medians.get(HEADLINE, {}).get("val_f1", float("nan"))
+    span_gap = ours["val_span_f1"] - medians.get(HEADLINE, {}).get("val_span_f1", float("nan"))
     step_peak = ours["train_executed_bf16_peak_fraction"]
     targets = {
         "train_tokens_per_second": {
@@ -130,6 +131,8 @@ def summarize(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
             "met": step_peak >= STEP_PEAK_TARGET,
         },
         "val_f1": {"target": f">=-{F1_TOLERANCE:g} vs tuned", "reached": f1_gap, "met": f1_gap >= -F1_TOLERANCE},
+        # SQuAD 2.0 F1 after a few steps can be the no-answer share on every side; span F1 still sees what was learned.
+        "val_span_f1": {"target": f">=-{F1_TOLERANCE:g} vs tuned", "reached": span_gap, "met": span_gap >= -F1_TOLERANCE},
         "peak_rss_mib": {"target": "<=1x tuned", "reached": headline["peak_rss_mib"], "met": headline["peak_rss_mib"] <= 1.0},
     }
     return {
@@ -137,7 +140,7 @@ def summarize(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "ratio": ratio,
         "headline": HEADLINE,
         "f1_gap": f1_gap,
-        "span_f1_gap": ours["val_span_f1"] - medians.get(HEADLINE, {}).get("val_span_f1", float("nan")),
+        "span_f1_gap": span_gap,
         "targets": targets,
         "profile": profiles,
         "eval_profile": eval_profiles,

@@ -101,7 +101,13 @@ def results_table(report: dict[str, Any]) -> Table:
     row("val EM", "val_exact_match", ".2f", ratios=False)
     row("val HasAns F1", "val_has_ans_f1", ".2f", ratios=False)
     span_gap = summary.get("span_f1_gap", float("nan"))
-    table.add_row("val span F1 (best span)", *(f"{med[s].get('val_span_f1', float('nan')):.2f}" for s in sides), f"{span_gap:+.2f}", "", "")
+    table.add_row(
+        "val span F1 (best span)",
+        *(f"{med[s].get('val_span_f1', float('nan')):.2f}" for s in sides),
+        f"{span_gap:+.2f}",
+        target("val_span_f1"),
+        "",
+    )
     row("val NoAns exact", "val_no_ans_exact", ".2f", ratios=False)
     row("null threshold", "val_null_threshold", ".2f", ratios=False)
     row("peak RSS MiB", "peak_rss_mib", ".0f", goal="peak_rss_mib")
