@@ -69,7 +69,10 @@ def results_table(report: dict[str, Any]) -> Table:
 
     def versus(key: str, side: str) -> str:
         value = ratio.get(side, {}).get(key)
-        return f"{value:.2f}x" if value is not None and value == value else ""
+        if value is None or value != value:
+            return ""
+        # Two decimals, or three where two would round a missed "<= 1x" onto the target (1.004x shown as 1.00x).
+        return f"{value:.3f}x" if round(value, 2) == 1.0 and value != 1.0 else f"{value:.2f}x"
 
     def target(key: str) -> str:
         t = targets[key]
@@ -116,42 +119,36 @@ def results_table(report: dict[str, Any]) -> Table:
 
 def profile_table(report: dict[str, Any]) -> Table | None:
     """Milliseconds per training step by category on each side (torch.profiler, medians over runs), or None without profiles."""
-    profiles = report["summary"].get("profile") or {}
-    sides = [s for s in _sides(report) if s in profiles]
-    if not sides:
-        return None
     steps = report["options"].get("profile_steps", 0)
-    table = Table(title=f"Where a training step's time goes (ms per step, torch.profiler over {steps} steps of each run)")
-    table.add_column("category")
-    for side in sides:
-        table.add_column(SIDE_TITLES[side], justify="right")
-    for key, label in CATEGORIES:
-        cells = []
-        for side in sides:
-            ms, step = profiles[side][key], profiles[side]["step_ms"]
-            cells.append(f"{ms:.0f} ({ms / step:.0%})" if step else f"{ms:.0f}")
-        table.add_row(label, *cells)
-    table.add_row("[bold]step (profiled)[/]", *(f"[bold]{profiles[s]['step_ms']:.0f}[/]" for s in sides))
-    return table
+    title = f"Where a training step's time goes (ms per step, torch.profiler over {steps} steps of each run)"
+    return _category_table(report, "profile", CATEGORIES, title, total="step (profiled)", digits=0)
 
 
 def eval_profile_table(report: dict[str, Any]) -> Table | None:
     """Milliseconds per window of an evaluation forward pass by category (evspan's inference copy), or None without one."""
-    profiles = report["summary"].get("eval_profile") or {}
+    title = "Where an evaluation forward pass's time goes (ms per window, torch.profiler, an even sample of the val windows)"
+    return _category_table(report, "eval_profile", EVAL_CATEGORIES, title, total="per window (profiled)", digits=1)
+
+
+def _category_table(
+    report: dict[str, Any], key: str, categories: tuple[tuple[str, str], ...], title: str, *, total: str, digits: int
+) -> Table | None:
+    """One row per category, one column per side that has the summary's ``key`` profile: milliseconds and share."""
+    profiles = report["summary"].get(key) or {}
     sides = [s for s in _sides(report) if s in profiles]
     if not sides:
         return None
-    table = Table(title="Where an evaluation forward pass's time goes (ms per window, torch.profiler, an even sample of the val windows)")
+    table = Table(title=title)
     table.add_column("category")
     for side in sides:
         table.add_column(SIDE_TITLES[side], justify="right")
-    for key, label in EVAL_CATEGORIES:
+    for category, label in categories:
         cells = []
         for side in sides:
-            ms, total = profiles[side][key], profiles[side]["step_ms"]
-            cells.append(f"{ms:.1f} ({ms / total:.0%})" if total else f"{ms:.1f}")
+            ms, whole = profiles[side][category], profiles[side]["step_ms"]
+            cells.append(f"{ms:.{digits}f} ({ms / whole:.0%})" if whole else f"{ms:.{digits}f}")
         table.add_row(label, *cells)
-    table.add_row("[bold]per window (profiled)[/]", *(f"[bold]{profiles[s]['step_ms']:.1f}[/]" for s in sides))
+    table.add_row(f"[bold]{total}[/]", *(f"[bold]{profiles[s]['step_ms']:.{digits}f}[/]" for s in sides))
     return table
 
 
