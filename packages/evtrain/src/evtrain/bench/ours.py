@@ -121,6 +121,7 @@ def run_ours(
     ``profile_steps + 1`` batches of the plan under torch.profiler (the first unprofiled) through the
     functions the loop calls (``setup_model``, ``window_loader``, ``forward_backward``, ``optimizer_step``).
     """
+    from evtrain.api import load_for_inference
     from evtrain.bench.hardware import peak_rss_mib
     from evtrain.loop import train
     from evtrain.runs import new_run
@@ -148,10 +149,12 @@ def run_ours(
     )
     metrics = result.metrics
     eval_windows = build_windows(eval_examples, tokenizer, settings.features)
-    evaluation = _timed_evaluations(result.run, run_settings, eval_examples, eval_windows, repeats=eval_repeats)
+    # invoke evaluate's path: the saved checkpoint, loaded once for the timed passes and the forward profile.
+    setup = load_for_inference(result.run.model, run_settings)
+    evaluation = _timed_evaluations(setup, run_settings, eval_examples, eval_windows, repeats=eval_repeats)
     peak = peak_rss_mib()
     profile = _profile(run_settings, *profiled, profile_steps) if profiled else None
-    eval_profile = _eval_profile(result.run, run_settings, eval_windows) if profile_steps else None
+    eval_profile = _eval_profile(setup, run_settings, eval_windows) if profile_steps else None
     history = metrics.history
     seconds = float(sum(h.train_seconds for h in history))
     loop_tokens = round(sum(h.train_tokens_per_second * h.train_seconds for h in history))
@@ -220,22 +223,21 @@ def _profile(settings: RunSettings, windows: Windows, plan: list[list[int]], ste
     return profile_loop(m.model, step, warmup=1, steps=steps)
 
 
-def _eval_profile(run: Any, settings: RunSettings, windows: Windows, batches: int = 4) -> dict[str, Any]:
+def _eval_profile(setup: Any, settings: RunSettings, windows: Windows, batches: int = 4) -> dict[str, Any]:
     """Where an evaluation forward pass's time goes (``evtrain.bench.profile.profile_forward``), ms per window.
 
     ``batches`` evaluation batches' worth of windows, taken evenly across the length order so their
-    lengths are the split's, run through ``window_logits`` on the inference copy ``invoke evaluate`` uses.
+    lengths are the split's, run through ``window_logits`` on the inference copy ``invoke evaluate`` uses
+    (``setup``: ``evtrain.api.load_for_inference``'s).
     """
     import torch
 
-    from evtrain.api import load_for_inference
     from evtrain.bench.profile import profile_forward
     from evtrain.evaluation import inference_model, window_logits
 
     size = min(len(windows), batches * settings.train.eval_batch_size)
     by_length = np.argsort(-windows.lengths, kind="stable")
     sample = windows.subset(sorted({int(by_length[k]) for k in np.linspace(0, len(windows) - 1, size).round().astype(int)}))
-    setup = load_for_inference(run.model, settings)
     model, plan = inference_model(setup.model, setup.precision)
 
     def forward() -> None:
@@ -247,11 +249,10 @@ def _eval_profile(run: Any, settings: RunSettings, windows: Windows, batches: in
         return profile_forward(model, forward, units=len(sample))
 
 
-def _timed_evaluations(run: Any, settings: RunSettings, examples: Sequence[QAExample], windows: Windows, *, repeats: int) -> dict[str, Any]:
-    """``invoke evaluate``'s path, ``repeats`` times: reload the saved checkpoint, forward, decode, score."""
-    from evtrain.api import load_for_inference
-
-    setup = load_for_inference(run.model, settings)
+def _timed_evaluations(
+    setup: Any, settings: RunSettings, examples: Sequence[QAExample], windows: Windows, *, repeats: int
+) -> dict[str, Any]:
+    """``invoke evaluate``'s path on the loaded checkpoint (``setup``), ``repeats`` times: forward, decode, score; and span F1."""
     from evtrain.evaluation import span_f1
 
     seconds: list[float] = []
