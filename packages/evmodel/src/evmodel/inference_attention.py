@@ -25,8 +25,6 @@ same row alone, and both against sdpa, in inference mode), the way the training 
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 
@@ -35,12 +33,12 @@ from evmodel.kernels import (
     ATTENTION_FP32,
     _attention_probe,
     _compare_attention,
-    _custom_attention_applies,
     _restore_attention,
     _sdpa_encoders,
     _switch_attention,
-    _transformers_sdpa,
     additive_mask,
+    custom_attention,
+    default_scale,
 )
 from evmodel.selfcheck import SETTING_INFERENCE_ATTENTION, FastPathCheck, failed, known_verdict, raised, remember, verdict_key
 
@@ -103,25 +101,14 @@ def padding_lengths(mask: torch.Tensor | None, batch: int, tokens: int) -> list[
     return counts * batch if len(counts) == 1 else counts
 
 
-def _inference_attention_on_cpu(
-    module: nn.Module,
-    query: torch.Tensor,
-    key: torch.Tensor,
-    value: torch.Tensor,
-    attention_mask: torch.Tensor | None,
-    dropout: float = 0.0,
-    scaling: float | None = None,
-    is_causal: bool | None = None,
-    position_bias: torch.Tensor | None = None,
-    **kwargs: Any,
+def _window_attention_call(
+    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, attention_mask: torch.Tensor | None, scaling: float | None
 ) -> tuple[torch.Tensor, None]:
-    """``ATTENTION_INFERENCE``: ``window_attention`` at bf16 inference on a CPU, else transformers' sdpa, unchanged."""
-    call = (module, query, key, value, attention_mask, dropout, is_causal, position_bias, kwargs)
-    if not _custom_attention_applies(*call, training=False):
-        options = {"dropout": dropout, "scaling": scaling, "is_causal": is_causal, "position_bias": position_bias}
-        return _transformers_sdpa(module, query, key, value, attention_mask, options, kwargs)
-    scale = query.size(-1) ** -0.5 if scaling is None else scaling
-    return window_attention(query, key, value, attention_mask, scale), None
+    return window_attention(query, key, value, attention_mask, default_scale(query, scaling)), None
+
+
+_inference_attention_on_cpu = custom_attention(_window_attention_call, training=False)
+"""``ATTENTION_INFERENCE``: ``window_attention`` at bf16 inference on a CPU, else transformers' sdpa, unchanged."""
 
 
 def register_inference_attention() -> str:

@@ -78,6 +78,7 @@ call; a failed fast path warns once per process.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -324,55 +325,70 @@ def _transformers_sdpa(
     return sdpa_attention_forward(module, query, key, value, attention_mask, **options, **kwargs)
 
 
-def _bf16_attention_on_cpu(
-    module: nn.Module,
-    query: torch.Tensor,
-    key: torch.Tensor,
-    value: torch.Tensor,
-    attention_mask: torch.Tensor | None,
-    dropout: float = 0.0,
-    scaling: float | None = None,
-    is_causal: bool | None = None,
-    position_bias: torch.Tensor | None = None,
-    **kwargs: Any,
-) -> tuple[torch.Tensor, None]:
-    """``ATTENTION_BF16``: ``ExplicitAttention`` when training in bf16 on a CPU, else transformers' sdpa, unchanged."""
-    if not _custom_attention_applies(module, query, key, value, attention_mask, dropout, is_causal, position_bias, kwargs):
+def custom_attention(
+    run: Callable[..., tuple[torch.Tensor, None]], *, training: bool, fallback: Callable[..., tuple[torch.Tensor, Any]] | None = None
+) -> Callable[..., tuple[torch.Tensor, Any]]:
+    """An attention function for transformers' ``AttentionInterface``: ``run`` where evspan's attention may take the call.
+
+    ``run(query, key, value, attention_mask, scaling)`` answers in transformers' convention (``[batch, tokens,
+    heads, head_dim]``, no weights). It takes the calls ``_custom_attention_applies`` allows (with gradients
+    when ``training``, without otherwise); every other call goes to ``fallback`` (same arguments as
+    ``_transformers_sdpa``), by default transformers' sdpa, unchanged.
+    """
+    fallback = fallback or _transformers_sdpa
+
+    def attention(
+        module: nn.Module,
+        query: torch.Tensor,
+        key: torch.Tensor,
+        value: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        dropout: float = 0.0,
+        scaling: float | None = None,
+        is_causal: bool | None = None,
+        position_bias: torch.Tensor | None = None,
+        **kwargs: Any,
+    ) -> tuple[torch.Tensor, Any]:
+        call = (module, query, key, value, attention_mask, dropout, is_causal, position_bias, kwargs)
+        if _custom_attention_applies(*call, training=training):
+            return run(query, key, value, attention_mask, scaling)
         options = {"dropout": dropout, "scaling": scaling, "is_causal": is_causal, "position_bias": position_bias}
-        return _transformers_sdpa(module, query, key, value, attention_mask, options, kwargs)
+        return fallback(module, query, key, value, attention_mask, options, kwargs)
+
+    return attention
+
+
+def default_scale(query: torch.Tensor, scaling: float | None) -> float:
+    """The softmax scale transformers asked for, or ``1 / sqrt(head_dim)`` when it asked for none."""
+    return query.size(-1) ** -0.5 if scaling is None else scaling
+
+
+def _explicit_or_flash(
+    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, attention_mask: torch.Tensor | None, scaling: float | None
+) -> tuple[torch.Tensor, None]:
+    """``ExplicitAttention`` up to ``EXPLICIT_MAX_TOKENS``, ``Fp32FlashAttention`` beyond, in transformers' convention."""
     if key.shape[-2] > EXPLICIT_MAX_TOKENS:
         # Long rows: the [tokens, tokens] probabilities outgrow the caches (slower than fp32 flash attention at
         # 384 tokens) and would be kept for the backward pass (a batch's longest rows set its peak memory).
         return _fp32_flash(query, key, value, attention_mask, scaling)
-    scale = query.size(-1) ** -0.5 if scaling is None else scaling
-    output = ExplicitAttention.apply(query, key, value, additive_mask(attention_mask, query.dtype), scale)
+    output = ExplicitAttention.apply(query, key, value, additive_mask(attention_mask, query.dtype), default_scale(query, scaling))
     # transformers' convention (as sdpa_attention_forward): [batch, tokens, heads, head_dim], no weights.
     return output.transpose(1, 2).contiguous(), None
 
 
-def _sdpa_fp32_on_cpu(
+def _sdpa_on_fp32_copies(
     module: nn.Module,
     query: torch.Tensor,
     key: torch.Tensor,
     value: torch.Tensor,
     attention_mask: torch.Tensor | None,
-    dropout: float = 0.0,
-    scaling: float | None = None,
-    is_causal: bool | None = None,
-    position_bias: torch.Tensor | None = None,
-    **kwargs: Any,
+    options: dict[str, Any],
+    kwargs: dict[str, Any],
 ) -> tuple[torch.Tensor, Any]:
-    """``ATTENTION_FP32``: sdpa on fp32 copies when training in bf16/fp16 on a CPU, else transformers' sdpa, unchanged.
-
-    In bf16, under ``_custom_attention_applies``'s conditions, through ``Fp32FlashAttention`` (the fp32 copies are not
-    kept for the backward pass); otherwise through transformers' sdpa on the copies.
-    """
-    options = {"dropout": dropout, "scaling": scaling, "is_causal": is_causal, "position_bias": position_bias}
+    """transformers' sdpa on fp32 copies when training in bf16/fp16 on a CPU (``ATTENTION_FP32``'s other calls), else as is."""
     low = query.dtype in (torch.bfloat16, torch.float16)
     if not (low and query.device.type == "cpu" and torch.is_grad_enabled()):
         return _transformers_sdpa(module, query, key, value, attention_mask, options, kwargs)
-    if _custom_attention_applies(module, query, key, value, attention_mask, dropout, is_causal, position_bias, kwargs):
-        return _fp32_flash(query, key, value, attention_mask, scaling)
     if attention_mask is not None and attention_mask.is_floating_point():
         attention_mask = attention_mask.float()
     with torch.autocast("cpu", enabled=False):
@@ -384,10 +400,16 @@ def _fp32_flash(
     query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, attention_mask: torch.Tensor | None, scaling: float | None
 ) -> tuple[torch.Tensor, None]:
     """``Fp32FlashAttention`` in transformers' calling convention: ``[batch, tokens, heads, head_dim]``, no weights."""
-    scale = query.size(-1) ** -0.5 if scaling is None else scaling
-    output = Fp32FlashAttention.apply(query, key, value, additive_mask(attention_mask, torch.float32), scale)
+    output = Fp32FlashAttention.apply(query, key, value, additive_mask(attention_mask, torch.float32), default_scale(query, scaling))
     return output.transpose(1, 2).contiguous(), None
 
+
+_bf16_attention_on_cpu = custom_attention(_explicit_or_flash, training=True)
+"""``ATTENTION_BF16``: ``ExplicitAttention`` when training in bf16 on a CPU, else transformers' sdpa, unchanged."""
+
+_sdpa_fp32_on_cpu = custom_attention(_fp32_flash, training=True, fallback=_sdpa_on_fp32_copies)
+"""``ATTENTION_FP32``: ``Fp32FlashAttention`` (sdpa on fp32 copies, which are not kept for the backward pass) when
+training in bf16 on a CPU; sdpa on fp32 copies for other bf16/fp16 CPU training calls; else transformers' sdpa."""
 
 _ATTENTION_NAMES = {"bf16": ATTENTION_BF16, "fp32": ATTENTION_FP32}
 
