@@ -22,6 +22,22 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def configure_determinism(device: torch.device, deterministic: bool) -> bool:
+    """On CUDA, make one seed give one result (``train.deterministic``); returns whether deterministic kernels are on.
+
+    Process-wide, like the seed. cuBLAS needs a fixed workspace for reproducible sums; the variable is only set
+    when the user has not chosen one. CPU training needs nothing: its kernels are deterministic already.
+    """
+    if device.type != "cuda":
+        return False
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(deterministic)
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = deterministic
+    return deterministic
+
+
 def configure_threads(num_threads: int) -> int:
     """Set torch's intra-op threads (0 = one per physical core, which beats hyper-threads for GEMMs)."""
     if num_threads <= 0:

@@ -33,6 +33,7 @@ from evtrain.baselines import baseline_decisions
 from evtrain.card import write_model_card
 from evtrain.components import (
     build_optimizer,
+    configure_determinism,
     configure_threads,
     linear_warmup_decay,
     seed_everything,
@@ -180,6 +181,8 @@ def setup_model(settings: RunSettings) -> ModelSetup:
     threads = configure_threads(t.num_threads)
     device = resolve_device(t.device)
     precision = plan_for(t, device)
+    if configure_determinism(device, t.deterministic):
+        log.info("train.deterministic: deterministic CUDA kernels on")
     seed_everything(t.seed)
     model_path = resolve_model(settings.model.name, settings.model)
     tokenizer = load_tokenizer(model_path)

@@ -151,6 +151,11 @@ class TrainSettings:
     """
     device: str = "auto"
     """``auto``, ``cpu``, ``cuda`` or ``cuda:N``."""
+    deterministic: bool = True
+    """CUDA: deterministic kernels (``torch.use_deterministic_algorithms``, cuBLAS workspace ``:4096:8``, no cuDNN
+    autotuning), so one seed gives one result on one GPU, as it does on a CPU. ``false``: torch's fastest CUDA
+    kernels, some of which (attention and embedding backward) add in a different order on each run. No effect on
+    a CPU, where training is deterministic already."""
     num_threads: int = attrs.field(default=0, validator=ge(0))
     """Intra-op CPU threads (0 = one per physical core)."""
     num_workers: int = attrs.field(default=0, validator=ge(0))
@@ -296,6 +301,7 @@ RESUMABLE_SETTINGS = (
     "train.num_threads",
     "train.num_workers",
     "train.eval_batch_size",
+    "train.deterministic",
 )
 """Settings a resumed run may change: how long it trains and how it runs, never what it learns from."""
 
