@@ -41,6 +41,7 @@ def _similarity(settings):
 ERRORS = {
     "evdata.config": ("SettingsError", "RecordError"),
     "evdata.readers": ("DataError",),
+    "evfeatures.windows": ("TokenizerError",),
     "evmodel.checkpoint": ("CheckpointError",),
     "evmodel.device": ("DeviceError",),
     "evmodel.loading": ("ModelLoadError",),

@@ -310,3 +310,41 @@ def test_no_examples_give_no_windows(tokenizer):
     windows = build_windows([], tokenizer, FeatureSettings())
     assert len(windows) == 0
     assert windows.lengths.tolist() == []
+
+
+class _KeepsFirstWindow:
+    """A fast tokenizer whose overflow stops after the first window of each example (tokenizers 0.23.1-0.23.2)."""
+
+    def __init__(self, tokenizer):
+        self._tokenizer = tokenizer
+
+    def __getattr__(self, name):
+        return getattr(self._tokenizer, name)
+
+    def __call__(self, *args, **kwargs):
+        from transformers import BatchEncoding
+
+        enc = self._tokenizer(*args, **kwargs)
+        if "overflow_to_sample_mapping" not in enc:  # not a windowing call
+            return enc
+        mapping = enc["overflow_to_sample_mapping"]
+        first = [w for w, sample in enumerate(mapping) if w == 0 or mapping[w - 1] != sample]
+        return BatchEncoding({key: [value[w] for w in first] for key, value in enc.items()}, encoding=[enc.encodings[w] for w in first])
+
+
+def test_windows_that_stop_short_of_the_context_are_an_error_naming_the_example_and_versions(tokenizer, monkeypatch):
+    import tokenizers
+
+    from evfeatures import TokenizerError
+
+    long = QAExample(id="long-q", post_id="long", question="", context="i feel tired every day. " * 20, answers=())
+    short = QAExample(id="short-q", post_id="short", question="", context="i feel tired", answers=())
+    settings = FeatureSettings(max_length=32, doc_stride=4)
+    assert len(build_windows([short, long], tokenizer, settings)) > 2  # the real tokenizer covers the long post
+    with pytest.raises(
+        TokenizerError, match=r"example long-q: the tokenizer's windows stop at character \d+ of 480.*tokenizers \S+\. Use the versions"
+    ):
+        build_windows([short, long], _KeepsFirstWindow(tokenizer), settings)
+    monkeypatch.setattr(tokenizers, "__version__", "0.23.2")
+    with pytest.raises(TokenizerError, match=r"huggingface/tokenizers#2091\): install tokenizers 0.23.3 or later"):
+        build_windows([short, long], _KeepsFirstWindow(tokenizer), settings)

@@ -29,6 +29,7 @@ _EXPORTS = {
     "sample_examples": "evfeatures.batching",
     "sorted_batches": "evfeatures.batching",
     "subsample_negatives": "evfeatures.batching",
+    "TokenizerError": "evfeatures.windows",
     "token_budget_batches": "evfeatures.batching",
     "windows_of_examples": "evfeatures.batching",
 }

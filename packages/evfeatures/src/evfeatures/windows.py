@@ -263,10 +263,19 @@ def _find_cls_index(tokenizer: Any, first_ids: np.ndarray) -> int:
     return int(hits[0]) if hits.size else 0
 
 
+BROKEN_TOKENIZERS = frozenset({"0.23.1", "0.23.2"})
+"""tokenizers releases whose truncation stops short of the overflowing windows (excluded in pyproject.toml)."""
+
+
+class TokenizerError(RuntimeError):
+    """The installed tokenizer returned windows that do not cover a context (a library release, not the data)."""
+
+
 def _check_coverage(examples: Sequence[QAExample], offsets: Sequence[np.ndarray], example_index: Sequence[int]) -> None:
     """Fail loudly if the tokenizer's overflow dropped the end of a context.
 
-    Some tokenizers/transformers releases return fewer overflowing windows than the stride asks for;
+    Some tokenizers/transformers releases return fewer overflowing windows than the stride asks for
+    (tokenizers 0.23.1 and 0.23.2 may stop short of a context's end, huggingface/tokenizers#2091);
     training on such windows would silently ignore the end of long posts.
     """
     reach = np.zeros(len(examples), dtype=np.int64)
@@ -279,10 +288,14 @@ def _check_coverage(examples: Sequence[QAExample], offsets: Sequence[np.ndarray]
             import tokenizers
             import transformers
 
-            raise RuntimeError(
+            raise TokenizerError(
                 f"example {example.id}: the tokenizer's windows stop at character {reach[i]} of {len(example.context)}; "
                 f"overflowing windows were dropped (transformers {transformers.__version__}, tokenizers {tokenizers.__version__}). "
-                "Use the versions evspan is tested with, or report this."
+                + (
+                    "tokenizers 0.23.1 and 0.23.2 drop them (huggingface/tokenizers#2091): install tokenizers 0.23.3 or later."
+                    if tokenizers.__version__ in BROKEN_TOKENIZERS
+                    else "Use the versions evspan is tested with (constraints.txt), or report this."
+                )
             )
 
 
