@@ -29,12 +29,10 @@ def _overrides(items):
 
 
 def _similarity(settings):
-    """The semantic alignment step's scorer (evmodel), plugged into evdata; None when disabled."""
-    if not settings.data.use_semantic:
-        return None
-    from evmodel.similarity import EncoderSimilarity
+    """The semantic alignment step's scorer (evmodel on the run's device), plugged into evdata; None when disabled."""
+    from evtrain.api import semantic_similarity
 
-    return EncoderSimilarity(settings.model.similarity_model, settings.model)
+    return semantic_similarity(settings)
 
 
 # The project's own error types, by module: each is a one-screen message and exit code 2.

@@ -48,3 +48,10 @@ def test_model_loads_lazily(tmp_path: Path) -> None:
     scorer = EncoderSimilarity(str(tmp_path / "not-there"))  # nothing is loaded yet, so no error
     with pytest.raises(ModelNotFoundError):
         scorer.similarity(["a"], ["b"])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_scores_on_a_gpu_match_the_cpu_in_fp32(tiny_bert: Path) -> None:
+    gpu = EncoderSimilarity(str(tiny_bert), device="cuda").similarity(SENTENCES, SENTENCES)
+    cpu = EncoderSimilarity(str(tiny_bert), precision="fp32").similarity(SENTENCES, SENTENCES)
+    torch.testing.assert_close(torch.tensor(gpu), torch.tensor(cpu), atol=1e-4, rtol=0)

@@ -58,7 +58,8 @@ def test_the_former_key_is_only_translated_alone_and_as_a_bool(table: dict) -> N
 def _setup(tiny_corpus: Path, tiny_model: Path, **train):
     from evtrain.loop import setup_model
 
-    settings = tiny_settings(tiny_corpus, tiny_model, **{"precision": "bf16", **train})
+    # On a CPU, where the fast paths apply, also on a machine with a GPU.
+    settings = tiny_settings(tiny_corpus, tiny_model, **{"precision": "bf16", "device": "cpu", **train})
     return setup_model(attrs.evolve(settings, model=attrs.evolve(settings.model, dropout=0.1)))
 
 
@@ -102,10 +103,13 @@ def test_frozen_word_embeddings_get_no_gradient_and_no_optimizer_state(tiny_corp
         optimized = {id(p) for group in opt.param_groups for p in group["params"]}
         assert (id(words) in optimized) is not frozen
         assert all(id(p) in optimized for p in m.model.parameters() if p is not words)
-        ids = torch.randint(5, m.model.config.vocab_size, (2, 8))
+        ids = torch.randint(5, m.model.config.vocab_size, (2, 8), device=m.device)
         m.model.train()
         m.model(
-            input_ids=ids, attention_mask=torch.ones_like(ids), start_positions=torch.tensor([1, 2]), end_positions=torch.tensor([2, 3])
+            input_ids=ids,
+            attention_mask=torch.ones_like(ids),
+            start_positions=torch.tensor([1, 2], device=m.device),
+            end_positions=torch.tensor([2, 3], device=m.device),
         ).loss.backward()
         opt.step()
         assert torch.equal(words.detach(), before) is frozen
@@ -132,3 +136,14 @@ def test_inference_settings_change_how_a_run_runs_and_nothing_else():
         inference_settings(saved, {"train.eval_batch_size": 0})  # checked as settings.toml is
     with pytest.raises(SettingsError, match=r"train\.eval_bach_size: unknown key"):
         inference_settings(saved, {"train.eval_bach_size": 3})  # a typo is named as one
+
+
+def test_semantic_alignment_runs_on_the_runs_device() -> None:
+    """The alignment's sentence encoder goes where training goes: ``train.device``, so ``auto`` uses a GPU when there is one."""
+    from evmodel.device import resolve_device
+    from evtrain.api import semantic_similarity
+
+    s = RunSettings()
+    assert semantic_similarity(attrs.evolve(s, data=attrs.evolve(s.data, use_semantic=False))) is None
+    assert semantic_similarity(s).device == resolve_device("auto")
+    assert semantic_similarity(attrs.evolve(s, train=attrs.evolve(s.train, device="cpu"))).device.type == "cpu"

@@ -6,23 +6,9 @@ from pathlib import Path
 
 import attrs
 
-from evdata.align import SentenceSimilarity
 from evdata.dataset import Dataset, load_dataset
 from evdata.split import post_hash
 from evtrain.settings import RunSettings
-
-
-def semantic_similarity(settings: RunSettings) -> SentenceSimilarity | None:
-    """The semantic alignment step's scorer (evmodel), or None when ``data.use_semantic`` is off.
-
-    The same wiring as the train task's; a search needs its own because every worker process
-    loads the dataset itself.
-    """
-    if not settings.data.use_semantic:
-        return None
-    from evmodel.similarity import EncoderSimilarity
-
-    return EncoderSimilarity(settings.model.similarity_model, settings.model)
 
 
 def load_search_dataset(settings: RunSettings, cache_dir: str | Path | None = None) -> Dataset:
@@ -31,6 +17,8 @@ def load_search_dataset(settings: RunSettings, cache_dir: str | Path | None = No
     With ``cache_dir`` the alignment is read from (or written to) evdata's alignment cache, so
     the workers after the first skip the semantic step.
     """
+    from evtrain.api import semantic_similarity  # evmodel and torch only when a search loads its data
+
     return load_dataset(settings.data, semantic_similarity(settings), cache_dir=cache_dir)
 
 

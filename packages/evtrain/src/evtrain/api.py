@@ -29,6 +29,19 @@ from evtrain.settings import RunSettings, inference_settings
 from evtrain.summary import print_run_summary
 
 
+def semantic_similarity(settings: RunSettings) -> SentenceSimilarity | None:
+    """The semantic alignment step's scorer (evmodel's sentence encoder), or None when ``data.use_semantic`` is off.
+
+    It runs on the run's device (``train.device``), so on a machine with a GPU ``auto`` aligns there too, in
+    fp32 (on a CPU with native bf16 it runs under bf16 autocast; the alignment cache keeps the two apart).
+    """
+    if not settings.data.use_semantic:
+        return None
+    from evmodel.similarity import EncoderSimilarity
+
+    return EncoderSimilarity(settings.model.similarity_model, settings.model, device=settings.train.device)
+
+
 def run_training(
     settings: RunSettings,
     dataset: Dataset,
