@@ -28,11 +28,12 @@ def _overrides(items):
     return {f"{section}.{key}": value for section, key, value in map(parse_override, items or [])}
 
 
-def _similarity(settings):
-    """The semantic alignment step's scorer (evmodel on the run's device), plugged into evdata; None when disabled."""
+def _dataset(settings):
+    """Read, align and split ``settings.data``: the alignment cached in artifacts/cache, a progress bar while it runs."""
+    from evdata.dataset import load_dataset
     from evtrain.api import semantic_similarity
 
-    return semantic_similarity(settings)
+    return load_dataset(settings.data, semantic_similarity(settings), cache_dir=CACHE, show_progress=True)
 
 
 # The project's own error types, by module: each is a one-screen message and exit code 2.
@@ -84,11 +85,11 @@ def _friendly(fn):
 @_friendly
 def data(c, data_dir=None, report="artifacts/alignment_report.json", set=None):
     """Load, align and split the corpus; print counts per alignment method and per split; write the report."""
-    from evdata.dataset import load_dataset, print_summary
+    from evdata.dataset import print_summary
     from evdata.report import write_alignment_report
 
     settings = _settings(set, **{"data.data_dir": data_dir})
-    dataset = load_dataset(settings.data, _similarity(settings), cache_dir=CACHE)
+    dataset = _dataset(settings)
     print_summary(dataset)
     write_alignment_report(report, dataset.alignment)
     print(f"alignment report: {report} ({len(dataset.alignment.alignments)} rows)")
@@ -120,10 +121,9 @@ def train(c, epochs=None, data_dir=None, model=None, output=None, max_steps=None
     else:
         settings = _settings(set, **flags)
     settings.check_for_training()
-    from evdata.dataset import load_dataset
     from evtrain.api import run_training
 
-    dataset = load_dataset(settings.data, _similarity(settings), cache_dir=CACHE)
+    dataset = _dataset(settings)
     run_training(settings, dataset, output=output, resume=resume)
 
 
@@ -139,13 +139,12 @@ def train(c, epochs=None, data_dir=None, model=None, output=None, max_steps=None
 @_friendly
 def evaluate(c, run=None, split="test", data_dir=None, set=None):
     """Re-run evaluation of a saved run on a split; writes metrics_<split>.json and predictions/<split>.json."""
-    from evdata.dataset import load_dataset
     from evtrain.api import load_run_settings, run_evaluation
     from evtrain.runs import resolve_run
 
     paths = resolve_run(run)
     settings = load_run_settings(paths, data_dir, _overrides(set), from_text=True)
-    dataset = load_dataset(settings.data, _similarity(settings), cache_dir=CACHE)
+    dataset = _dataset(settings)
     run_evaluation(paths, split, dataset, settings)
 
 
@@ -222,7 +221,6 @@ def bench(
     set=None,
 ):
     """Throughput, quality and step profile of evspan against the Hugging Face recipe, plain and tuned; prints tables, writes JSON."""
-    from evdata.dataset import load_dataset
     from evtrain.bench.options import BenchOptions
     from evtrain.bench.runner import run_bench
 
@@ -235,7 +233,7 @@ def bench(
         eval_repeats=eval_repeats,
         profile_steps=profile_steps,
     )
-    dataset = load_dataset(settings.data, _similarity(settings), cache_dir=CACHE)
+    dataset = _dataset(settings)
     run_bench(settings, options, dataset, output_dir=output)
 
 

@@ -70,3 +70,15 @@ def test_saved_alignment_keeps_runner_up_and_reason(tmp_path):
     assert any(a.runner_up is not None and a.reason for a in result.alignments)
     save_alignment(tmp_path / "a.json", result)
     assert load_alignment(tmp_path / "a.json", corpus) == result
+
+
+def test_progress_counts_every_annotated_post_and_changes_nothing(tmp_path, capsys):
+    settings = DataSettings()
+    corpus = read_corpus(settings)
+    seen = []
+    plain = align_corpus(corpus, settings, CountingSimilarity(), on_post=lambda: seen.append(1))
+    assert len(seen) == len({a.post_id for a in corpus.annotations})
+    shown = load_dataset(settings, CountingSimilarity(), cache_dir=tmp_path, show_progress=True)
+    assert shown.alignment == plain
+    assert capsys.readouterr().out == ""  # the bar goes to stderr, leaving stdout to the summary
+    assert load_dataset(settings, CountingSimilarity(), cache_dir=tmp_path, show_progress=True).alignment == plain  # cached

@@ -30,7 +30,7 @@ in ``packages/evdata/tests/data/paraphrase``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cached_property
 from typing import Protocol, runtime_checkable
 
@@ -482,8 +482,17 @@ def _align_rows(
     return [row for row in rows if row is not None]
 
 
-def align_corpus(corpus: Corpus, settings: DataSettings, similarity: SentenceSimilarity | None = None) -> AlignmentResult:
-    """Align every annotation row of ``corpus`` with its post (at most two similarity calls per post)."""
+def align_corpus(
+    corpus: Corpus,
+    settings: DataSettings,
+    similarity: SentenceSimilarity | None = None,
+    *,
+    on_post: Callable[[], None] | None = None,
+) -> AlignmentResult:
+    """Align every annotation row of ``corpus`` with its post (at most two similarity calls per post).
+
+    ``on_post`` is called once per annotated post, after its rows are aligned (a progress display).
+    """
     posts: dict[str, Post] = {post.post_id: post for post in corpus.posts}
     rows_by_post: dict[str, list[int]] = {}
     for i, annotation in enumerate(corpus.annotations):
@@ -495,6 +504,8 @@ def align_corpus(corpus: Corpus, settings: DataSettings, similarity: SentenceSim
             for i, annotation in zip(indices, annotations):
                 why = "no post with this post_id"
                 aligned[i] = Alignment(annotation, None, "unaligned", 0.0, why, reason=why)
+            if on_post is not None:
+                on_post()
             continue
         labels = [f"{a.sentence_id} ({a.symptom})" for a in annotations]
         rows = _align_rows(_PostIndex(posts[post_id].text), [a.sentence_text for a in annotations], settings, similarity, labels)
@@ -509,6 +520,8 @@ def align_corpus(corpus: Corpus, settings: DataSettings, similarity: SentenceSim
                 runner_up_text=row.runner_up_text,
                 reason=row.reason,
             )
+        if on_post is not None:
+            on_post()
     alignments = tuple(a for a in aligned if a is not None)
     notes: list[str] = []
     enabled, why = _semantic_enabled(settings, similarity)

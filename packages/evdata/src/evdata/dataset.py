@@ -30,15 +30,22 @@ class Dataset:
     posts_without_evidence: int
 
 
-def load_dataset(settings: DataSettings, similarity: SentenceSimilarity | None = None, *, cache_dir: str | Path | None = None) -> Dataset:
+def load_dataset(
+    settings: DataSettings,
+    similarity: SentenceSimilarity | None = None,
+    *,
+    cache_dir: str | Path | None = None,
+    show_progress: bool = False,
+) -> Dataset:
     """Read, align, build examples and split, as ``settings`` say (``similarity`` enables the semantic step).
 
     Posts with evidence and posts without are split separately with the same ratios, so every
     split gets its share of both and every post lands in exactly one split. With ``cache_dir`` the
-    alignment result is reused when files, thresholds and scorer are unchanged.
+    alignment result is reused when files, thresholds and scorer are unchanged. ``show_progress``
+    shows a progress bar on stderr while rows are aligned (not when the cache answers).
     """
     corpus = read_corpus(settings)
-    alignment = _aligned(corpus, settings, similarity, cache_dir)
+    alignment = _aligned(corpus, settings, similarity, cache_dir, show_progress)
     examples = build_examples(corpus, alignment, settings.question_mode, no_answer_examples=settings.no_answer_examples)
     # With no-answer examples built, a post can have examples but no evidence: split by evidence, not by examples.
     with_evidence = list(dict.fromkeys(example.post_id for example in examples if example.has_answer))
@@ -59,17 +66,28 @@ def load_dataset(settings: DataSettings, similarity: SentenceSimilarity | None =
 
 
 def _aligned(
-    corpus: Corpus, settings: DataSettings, similarity: SentenceSimilarity | None, cache_dir: str | Path | None
+    corpus: Corpus, settings: DataSettings, similarity: SentenceSimilarity | None, cache_dir: str | Path | None, show_progress: bool
 ) -> AlignmentResult:
     key = alignment_key(corpus, settings, similarity) if cache_dir else None
     path = Path(cache_dir) / f"alignment-{key}.json" if key else None
     cached = load_alignment(path, corpus) if path else None
     if cached is not None:
         return cached
-    alignment = align_corpus(corpus, settings, similarity)
+    alignment = _align_with_progress(corpus, settings, similarity) if show_progress else align_corpus(corpus, settings, similarity)
     if path is not None:
         save_alignment(path, alignment)
     return alignment
+
+
+def _align_with_progress(corpus: Corpus, settings: DataSettings, similarity: SentenceSimilarity | None) -> AlignmentResult:
+    """``align_corpus`` under a progress bar counting annotated posts (removed when done)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    posts = len({annotation.post_id for annotation in corpus.annotations})
+    columns = (TextColumn("aligning annotations"), BarColumn(), MofNCompleteColumn(), TextColumn("posts"), TimeElapsedColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
+        task = progress.add_task("align", total=posts)
+        return align_corpus(corpus, settings, similarity, on_post=lambda: progress.advance(task))
 
 
 def examples_by_split(dataset: Dataset, split_name: str) -> tuple[QAExample, ...]:
