@@ -493,6 +493,7 @@ def align_corpus(
 
     ``on_post`` is called once per annotated post, after its rows are aligned (a progress display).
     """
+    done_with_post = on_post or (lambda: None)
     posts: dict[str, Post] = {post.post_id: post for post in corpus.posts}
     rows_by_post: dict[str, list[int]] = {}
     for i, annotation in enumerate(corpus.annotations):
@@ -504,8 +505,7 @@ def align_corpus(
             for i, annotation in zip(indices, annotations):
                 why = "no post with this post_id"
                 aligned[i] = Alignment(annotation, None, "unaligned", 0.0, why, reason=why)
-            if on_post is not None:
-                on_post()
+            done_with_post()
             continue
         labels = [f"{a.sentence_id} ({a.symptom})" for a in annotations]
         rows = _align_rows(_PostIndex(posts[post_id].text), [a.sentence_text for a in annotations], settings, similarity, labels)
@@ -520,8 +520,7 @@ def align_corpus(
                 runner_up_text=row.runner_up_text,
                 reason=row.reason,
             )
-        if on_post is not None:
-            on_post()
+        done_with_post()
     alignments = tuple(a for a in aligned if a is not None)
     notes: list[str] = []
     enabled, why = _semantic_enabled(settings, similarity)
