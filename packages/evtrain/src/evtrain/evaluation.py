@@ -14,7 +14,7 @@ from evfeatures.batching import collate, sorted_batches
 from evfeatures.decode import Decision, Prediction, decide, decode
 from evfeatures.settings import FeatureSettings
 from evfeatures.windows import Windows
-from evtrain.metrics import DecisionScores, best_over_golds, best_threshold, decision_scores, squad_v2_scores
+from evtrain.metrics import DecisionScores, best_over_golds, best_span_f1, best_threshold, decision_scores, squad_v2_scores
 from evtrain.precision import PrecisionPlan
 from evtrain.records import PredictionRecord, Scores, SpanRecord
 
@@ -146,8 +146,7 @@ def span_f1(examples: Sequence[QAExample], predictions: Sequence[Prediction]) ->
     SQuAD 2.0 F1 is only the no-answer share, this figure still moves with what was learned.
     """
     preds, golds, _ = _na_probs(examples, predictions)
-    answerable = {i: g for i, g in golds.items() if g}
-    return squad_v2_scores(preds, answerable).has_ans_f1 if answerable else None
+    return best_span_f1(preds, golds)
 
 
 def tune_threshold(examples: Sequence[QAExample], predictions: Sequence[Prediction]) -> float:

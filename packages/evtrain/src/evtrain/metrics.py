@@ -216,6 +216,16 @@ def squad_v2_scores(
     )
 
 
+def best_span_f1(preds: Mapping[str, str], golds: Mapping[str, Sequence[str]]) -> float | None:
+    """SQuAD F1 (%) of the best spans ``preds`` of the answerable examples in ``golds`` (those with a gold answer).
+
+    The no-answer option plays no part: it scores where the model would point, whatever its threshold.
+    None when no example is answerable.
+    """
+    answerable = {i: g for i, g in golds.items() if g}
+    return squad_v2_scores(preds, answerable).has_ans_f1 if answerable else None
+
+
 def best_threshold(preds: Mapping[str, str], golds: Mapping[str, Sequence[str]], na_probs: Mapping[str, float]) -> float:
     """The no-answer threshold that maximises SQuAD 2.0 F1 on these examples, to store with the run and reuse on test.
 

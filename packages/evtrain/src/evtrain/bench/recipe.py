@@ -37,7 +37,7 @@ import torch
 from evdata.records import QAExample
 from evfeatures.settings import FeatureSettings
 from evtrain.bench.hardware import batch_flops
-from evtrain.metrics import best_threshold, squad_v2_scores
+from evtrain.metrics import best_span_f1, best_threshold, squad_v2_scores
 
 _MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
@@ -409,15 +409,10 @@ def run_recipe(
             "repeat_seconds": [t[0] for t in timings],
         },
         # Each answerable example's best span, the no-answer option ignored (evtrain.evaluation.span_f1 on evspan's side).
-        "quality": {**scores, "span_f1": _span_f1(best_non_null, golds), "excluded": len(eval_examples) - len(golds)},
+        "quality": {**scores, "span_f1": best_span_f1(best_non_null, golds), "excluded": len(eval_examples) - len(golds)},
         "peak_rss_mib": peak,
         "profile": profile,
     }
-
-
-def _span_f1(best_non_null: dict[str, str], golds: dict[str, list[str]]) -> float | None:
-    answerable = {i: g for i, g in golds.items() if g}
-    return squad_v2_scores(best_non_null, answerable).has_ans_f1 if answerable else None
 
 
 def _trainer(
